@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing; safe to run again (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+HELM_VERSION=v3.22.0
+export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} from Debian"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# npm packages (the package's `prepare` builds dist/).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/src/cli.js ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+if ! helm version --short 2>/dev/null | grep -q "^${HELM_VERSION}"; then
+  echo "setup: building helm ${HELM_VERSION} with go install (one time)"
+  go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, type-checks, then runs every *.test.ts with node's test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
+npx tsc -p tsconfig.json --noEmit
+shopt -s globstar nullglob
+if [ "$#" -gt 0 ]; then files=("$@"); else files=(src/**/*.test.ts socket/**/*.test.ts gateway/**/*.test.ts scaler/**/*.test.ts examples/**/*.test.ts test/**/*.test.ts); fi
+exec node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

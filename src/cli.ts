@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+/** `rtc-edge <role>`: gateway, socket, scaler, dev (all in one process) or status. */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Role } from './config.js';
+import { createLogger } from './logger.js';
+import type { RoleHandle } from './role.js';
+
+const HELP = `Usage: rtc-edge <role> [options]
+
+Roles:
+  gateway   HTTP gateway: /ws/<podId>/connect proxying, /ws/assign, status page
+  socket    uWebSockets.js socket node: /ws/connect, admin /drain /healthz /readyz /metrics
+  scaler    deletion-cost aware autoscaler for the socket Deployment
+  dev       the whole stack in one process (memory registry, local workload)
+  status    print the pods and recent events of a running gateway
+            --url <gateway url> (default http://127.0.0.1:8080)  --watch  --interval <ms>
+
+Every setting is an environment variable; see README.md. A bad value stops start-up
+with exit code 2 and one message naming every bad variable.
+
+Options:
+  -h, --help     show this help
+  -v, --version  show the version
+`;
+
+const ROLES = ['gateway', 'socket', 'scaler', 'dev', 'status'] as const;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      url: { type: 'string' },
+      watch: { type: 'boolean' },
+      interval: { type: 'string' },
+    },
+  });
+  if (values.version) {
+    const { createRequire } = await import('node:module');
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  const role = positionals[0] as Role | undefined;
+  if (values.help || !role) {
+    process.stdout.write(HELP);
+    return role || values.help ? 0 : 1;
+  }
+  if (!(ROLES as readonly string[]).includes(role)) {
+    process.stderr.write(`rtc-edge: unknown role "${role}"; expected one of ${ROLES.join(', ')}\n\n${HELP}`);
+    return 1;
+  }
+  if (role === 'status') {
+    const { runStatus } = await import('./status-cli.js');
+    return runStatus({ url: values.url ?? 'http://127.0.0.1:8080', watch: values.watch ?? false, intervalMs: Number(values.interval ?? 2000) });
+  }
+
+  let config;
+  try {
+    config = loadConfig(process.env, role);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`rtc-edge ${role}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel).child({ role });
+  let handle: RoleHandle;
+  try {
+    if (role === 'gateway') handle = await (await import('../gateway/index.js')).start(config, { logger });
+    else if (role === 'socket') handle = await (await import('../socket/index.js')).start(config, { logger });
+    else if (role === 'scaler') handle = await (await import('../scaler/index.js')).start(config, { logger });
+    else handle = await (await import('./dev.js')).start(config, { logger });
+  } catch (err) {
+    logger.fatal({ err }, 'start-up failed');
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      handle.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Roles close their own handles; anything left (a stuck socket) must not keep a stopped process alive.
+    setTimeout(() => process.exit(code), 1000).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`rtc-edge: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,50 @@
+/** Protocol constants shared by every role: close codes, paths, headers, annotations, limits. */
+
+/** WebSocket close codes (RFC 6455 §7.4.1 and the IANA registry). */
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  INVALID_PAYLOAD: 1007,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
+  TRY_AGAIN_LATER: 1013,
+} as const;
+
+/** The only path a socket node serves WebSockets on, and the only path the gateway forwards. */
+export const SOCKET_PATH = '/ws/connect';
+/** Gateway assignment route. */
+export const ASSIGN_PATH = '/ws/assign';
+/** Pod-pinned connect route prefix/suffix: `/ws/<podId>/connect`. */
+export const CONNECT_PREFIX = '/ws/';
+export const CONNECT_SUFFIX = '/connect';
+
+/** Kubernetes annotation that ranks pods for ReplicaSet scale-down (lower is removed first). */
+export const DELETION_COST_ANNOTATION = 'controller.kubernetes.io/pod-deletion-cost';
+/** The annotation value is an int32. */
+export const INT32_MAX = 2_147_483_647;
+export const INT32_MIN = -2_147_483_648;
+
+/** A registry entry that missed this many heartbeats is dead to every reader. */
+export const DEAD_AFTER_HEARTBEATS = 3;
+
+/** Default key prefix for every registry key. */
+export const DEFAULT_REDIS_PREFIX = 'rtc:';
+
+/** DNS-1123 label: lower-case alphanumerics and '-', alphanumeric at both ends, 1..63 chars. */
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** DNS-1123 subdomain (Kubernetes object names). */
+export const DNS1123_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** HTTP header names the gateway sets or reads (lower case, as Node exposes them). */
+export const Header = {
+  REQUEST_ID: 'x-request-id',
+  FORWARDED_FOR: 'x-forwarded-for',
+  FORWARDED_PROTO: 'x-forwarded-proto',
+  RETRY_AFTER: 'retry-after',
+} as const;
+
+/** The reason carried by a drain `reconnect` notice. */
+export const RECONNECT_REASON_DRAINING = 'draining';

@@ -1,0 +1,65 @@
+/** Every coded error of rtc-edge, with the HTTP status and JSON code of DESIGN.md. */
+
+export interface ErrorSpec {
+  /** HTTP status when the error answers an HTTP request (0 = not an HTTP error). */
+  status: number;
+  /** Stable code in JSON bodies (`{"error": code}`) and WebSocket error messages. */
+  code: string;
+  /** Default human message. */
+  message: string;
+}
+
+/** The catalogue. Keys are the `EDGE_ERR_*` codes; every one is documented in README.md. */
+export const ERRORS = {
+  EDGE_ERR_INVALID_POD_ID: { status: 400, code: 'invalid_pod_id', message: 'pod id must be a DNS-1123 label (a-z, 0-9, "-", at most 63 characters, alphanumeric at both ends)' },
+  EDGE_ERR_POD_NOT_FOUND: { status: 404, code: 'pod_not_found', message: 'no live socket pod with this id' },
+  EDGE_ERR_POD_DRAINING: { status: 503, code: 'pod_draining', message: 'the socket pod is draining; get a new assignment from /ws/assign' },
+  EDGE_ERR_NO_PODS_AVAILABLE: { status: 503, code: 'no_pods_available', message: 'no live socket pod that is not draining' },
+  EDGE_ERR_UPGRADE_REQUIRED: { status: 426, code: 'upgrade_required', message: 'this route only accepts a WebSocket upgrade' },
+  EDGE_ERR_UPSTREAM_UNREACHABLE: { status: 502, code: 'upstream_unreachable', message: 'the socket pod could not be reached' },
+  EDGE_ERR_UPSTREAM_TIMEOUT: { status: 504, code: 'upstream_timeout', message: 'the socket pod did not complete the handshake in time' },
+  EDGE_ERR_NOT_FOUND: { status: 404, code: 'not_found', message: 'no such route' },
+  EDGE_ERR_METHOD_NOT_ALLOWED: { status: 405, code: 'method_not_allowed', message: 'method not allowed on this route' },
+  EDGE_ERR_BAD_REQUEST: { status: 400, code: 'bad_request', message: 'malformed request' },
+  EDGE_ERR_HEADERS_TOO_LARGE: { status: 431, code: 'headers_too_large', message: 'request headers too large' },
+  EDGE_ERR_GATEWAY_OVERLOADED: { status: 503, code: 'gateway_overloaded', message: 'the gateway is at its connection limit' },
+  EDGE_ERR_GATEWAY_DRAINING: { status: 503, code: 'gateway_draining', message: 'the gateway is shutting down' },
+  EDGE_ERR_REGISTRY_UNAVAILABLE: { status: 503, code: 'registry_unavailable', message: 'the pod registry has been unreachable for too long to route safely' },
+  EDGE_ERR_NODE_DRAINING: { status: 503, code: 'node_draining', message: 'this socket node is draining and takes no new connections' },
+  EDGE_ERR_INVALID_JSON: { status: 0, code: 'invalid_json', message: 'text frames must be valid JSON' },
+  EDGE_ERR_INVALID_MESSAGE: { status: 0, code: 'invalid_message', message: 'message must be a JSON object with a string "type"' },
+  EDGE_ERR_UNKNOWN_TYPE: { status: 0, code: 'unknown_type', message: 'unknown message type' },
+  EDGE_ERR_HANDLER_FAILED: { status: 0, code: 'handler_failed', message: 'the application handler failed on this message' },
+  EDGE_ERR_INVALID_CONFIG: { status: 0, code: 'invalid_config', message: 'invalid configuration' },
+  EDGE_ERR_KUBERNETES_FORBIDDEN: { status: 0, code: 'kubernetes_forbidden', message: 'the Kubernetes API refused a request (RBAC)' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorName = keyof typeof ERRORS;
+
+/** An error with a stable `EDGE_ERR_*` name, an HTTP status and a JSON code. */
+export class EdgeError extends Error {
+  override readonly name: ErrorName;
+  readonly status: number;
+  readonly code: string;
+  /** Extra headers for HTTP answers (e.g. Retry-After). */
+  readonly headers: Record<string, string>;
+
+  constructor(name: ErrorName, message?: string, options?: { headers?: Record<string, string>; cause?: unknown }) {
+    const spec: ErrorSpec = ERRORS[name];
+    super(message ?? spec.message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = name;
+    this.status = spec.status;
+    this.code = spec.code;
+    this.headers = options?.headers ?? {};
+  }
+
+  /** The JSON body of DESIGN.md: `{"error": code, "message": ...}`. */
+  toJSON(): { error: string; message: string } {
+    return { error: this.code, message: this.message };
+  }
+}
+
+/** Create a coded error. */
+export function edgeError(name: ErrorName, message?: string, options?: { headers?: Record<string, string>; cause?: unknown }): EdgeError {
+  return new EdgeError(name, message, options);
+}

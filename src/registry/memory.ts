@@ -1,0 +1,71 @@
+/** In-process registry for `dev` and single-process tests: liveness by timestamps. */
+import { EventEmitter } from 'node:events';
+import { DEAD_AFTER_HEARTBEATS } from '../constants.js';
+import { EVENT_LOG_LENGTH, isLive, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+
+/** Create a memory registry. `now` is injectable for tests. */
+export function createMemoryRegistry(opts: { now?: () => number } = {}): Registry {
+  const now = opts.now ?? Date.now;
+  const pods = new Map<string, PodRecord>();
+  const bus = new EventEmitter();
+  bus.setMaxListeners(0);
+  let decision: ScalerDecision | null = null;
+  const events: EdgeEvent[] = [];
+  let state: RegistryStatus = 'ready';
+
+  const live = (p: PodRecord | undefined) => (p && isLive(p, now(), DEAD_AFTER_HEARTBEATS) ? p : undefined);
+  const emit = (change: RegistryChange) => queueMicrotask(() => bus.emit('change', change));
+
+  return {
+    kind: 'memory',
+    async heartbeat(pod) {
+      const rec = { ...pod };
+      pods.set(pod.podId, rec);
+      emit({ type: 'upsert', pod: { ...rec } });
+    },
+    async remove(podId) {
+      if (pods.delete(podId)) emit({ type: 'remove', podId });
+    },
+    async list() {
+      const out: PodRecord[] = [];
+      for (const [id, p] of pods) {
+        if (live(p)) out.push({ ...p });
+        else pods.delete(id);
+      }
+      return out;
+    },
+    async get(podId) {
+      const p = live(pods.get(podId));
+      return p ? { ...p } : undefined;
+    },
+    subscribe(listener) {
+      const l = (c: RegistryChange) => listener(c);
+      bus.on('change', l);
+      return () => bus.off('change', l);
+    },
+    async setScalerDecision(d) {
+      decision = { ...d };
+    },
+    async getScalerDecision() {
+      return decision ? { ...decision } : null;
+    },
+    async pushEvent(ev) {
+      events.unshift({ ...ev });
+      if (events.length > EVENT_LOG_LENGTH) events.length = EVENT_LOG_LENGTH;
+    },
+    async recentEvents(limit = 50) {
+      return events.slice(0, limit).map((e) => ({ ...e }));
+    },
+    status: () => state,
+    onStatus(listener) {
+      bus.on('status', listener);
+      return () => bus.off('status', listener);
+    },
+    async close() {
+      state = 'closed';
+      bus.emit('status', state);
+      bus.removeAllListeners();
+      pods.clear();
+    },
+  };
+}

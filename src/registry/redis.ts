@@ -1,0 +1,182 @@
+/**
+ * Redis registry (ioredis). Liveness is a server-side TTL: each pod key expires after 3 × the writer's
+ * heartbeat, so a crashed writer is dead to every reader without clock agreement. Every heartbeat and
+ * removal is announced on `<prefix>changes`. All keys share one hash tag so Redis Cluster keeps them in
+ * one slot.
+ */
+import { EventEmitter } from 'node:events';
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { DEAD_AFTER_HEARTBEATS } from '../constants.js';
+import { parseRedisUrl } from './redis-url.js';
+import { EVENT_LOG_LENGTH, parsePodRecord, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+
+const LIST_LIVE = `
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for _, id in ipairs(ids) do
+  local v = redis.call('GET', ARGV[1] .. id)
+  if v then table.insert(out, v) else redis.call('ZREM', KEYS[1], id) end
+end
+return out`;
+
+type Client = Redis | Cluster;
+
+export interface RedisRegistryOptions {
+  url: string;
+  prefix: string;
+  logger?: Logger;
+  /** Upper bound of the reconnect backoff. */
+  maxBackoffMs?: number;
+}
+
+/** Capped exponential backoff with full jitter, for reconnects. */
+export function reconnectDelay(attempt: number, maxMs = 5000): number {
+  const ceiling = Math.min(maxMs, 100 * 2 ** Math.min(attempt, 16));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+function connect(url: string, extra: RedisOptions): Client {
+  const target = parseRedisUrl(url);
+  if (target.mode === 'cluster') {
+    return new Cluster(target.nodes, { redisOptions: { ...target.options, ...extra }, enableOfflineQueue: extra.enableOfflineQueue ?? true, clusterRetryStrategy: extra.retryStrategy as never });
+  }
+  if (target.mode === 'sentinel') return new Redis({ ...target.options, ...extra });
+  return new Redis(target.url, extra);
+}
+
+/** Create a Redis registry. Commands fail fast while disconnected (no offline queue); it reconnects with backoff. */
+export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
+  const { prefix, logger } = opts;
+  const tag = `${prefix}{registry}:`;
+  const keys = { pods: `${tag}pods`, pod: `${tag}pod:`, decision: `${tag}decision`, events: `${tag}events` };
+  const channel = `${prefix}changes`;
+  const retryStrategy = (times: number) => reconnectDelay(times, opts.maxBackoffMs);
+  const base: RedisOptions = { retryStrategy, connectTimeout: 3000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
+
+  const cmd = connect(opts.url, base);
+  const sub = connect(opts.url, { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const bus = new EventEmitter();
+  bus.setMaxListeners(0);
+  let state: RegistryStatus = 'connecting';
+  let closed = false;
+
+  const setState = (next: RegistryStatus, err?: unknown) => {
+    if (next === state || closed) return;
+    const prev = state;
+    state = next;
+    if (next === 'down') logger?.warn({ err, from: prev }, 'registry: redis unavailable, retrying with backoff');
+    else if (next === 'ready') logger?.info({ from: prev }, 'registry: redis connected');
+    bus.emit('status', next);
+  };
+  let lastError: unknown;
+  cmd.on('error', (err) => {
+    lastError = err;
+    if (state === 'ready') setState('down', err);
+  });
+  cmd.on('ready', () => setState('ready'));
+  cmd.on('close', () => state === 'ready' && setState('down', lastError));
+  cmd.on('reconnecting', () => state === 'connecting' && setState('down', lastError));
+  sub.on('error', () => undefined); // state is tracked on the command connection
+  sub.on('message', (ch: string, msg: string) => {
+    if (ch !== channel) return;
+    let change: RegistryChange | undefined;
+    try {
+      const parsed = JSON.parse(msg) as RegistryChange;
+      if (parsed.type === 'remove' && typeof parsed.podId === 'string') change = parsed;
+      else if (parsed.type === 'upsert' && parsePodRecord(parsed.pod)) change = parsed;
+    } catch {
+      /* ignore foreign messages on our channel */
+    }
+    if (change) bus.emit('change', change);
+  });
+  sub.subscribe(channel).catch((err: unknown) => logger?.warn({ err }, 'registry: subscribe failed, ioredis will resubscribe on reconnect'));
+
+  const parseMany = (raws: (string | null)[]): PodRecord[] => {
+    const out: PodRecord[] = [];
+    for (const raw of raws) {
+      if (!raw) continue;
+      try {
+        const p = parsePodRecord(JSON.parse(raw));
+        if (p) out.push(p);
+      } catch {
+        /* a malformed entry is skipped, never fatal */
+      }
+    }
+    return out;
+  };
+
+  return {
+    kind: 'redis',
+    async heartbeat(pod) {
+      const json = JSON.stringify(pod);
+      await cmd
+        .multi()
+        .set(keys.pod + pod.podId, json, 'PX', DEAD_AFTER_HEARTBEATS * pod.heartbeatMs)
+        .zadd(keys.pods, pod.updatedAt, pod.podId)
+        .publish(channel, JSON.stringify({ type: 'upsert', pod }))
+        .exec();
+    },
+    async remove(podId) {
+      await cmd.multi().del(keys.pod + podId).zrem(keys.pods, podId).publish(channel, JSON.stringify({ type: 'remove', podId })).exec();
+    },
+    async list() {
+      const raws = (await cmd.eval(LIST_LIVE, 1, keys.pods, keys.pod)) as string[];
+      return parseMany(raws);
+    },
+    async get(podId) {
+      return parseMany([await cmd.get(keys.pod + podId)])[0];
+    },
+    subscribe(listener) {
+      const l = (c: RegistryChange) => listener(c);
+      bus.on('change', l);
+      return () => bus.off('change', l);
+    },
+    async setScalerDecision(d: ScalerDecision) {
+      await cmd.set(keys.decision, JSON.stringify(d));
+    },
+    async getScalerDecision() {
+      const raw = await cmd.get(keys.decision);
+      if (!raw) return null;
+      try {
+        return JSON.parse(raw) as ScalerDecision;
+      } catch {
+        return null;
+      }
+    },
+    async pushEvent(ev: EdgeEvent) {
+      await cmd.multi().lpush(keys.events, JSON.stringify(ev)).ltrim(keys.events, 0, EVENT_LOG_LENGTH - 1).exec();
+    },
+    async recentEvents(limit = 50) {
+      const raws = await cmd.lrange(keys.events, 0, limit - 1);
+      const out: EdgeEvent[] = [];
+      for (const r of raws) {
+        try {
+          out.push(JSON.parse(r) as EdgeEvent);
+        } catch {
+          /* skip */
+        }
+      }
+      return out;
+    },
+    status: () => (closed ? 'closed' : state),
+    onStatus(listener) {
+      bus.on('status', listener);
+      return () => bus.off('status', listener);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      bus.emit('status', 'closed');
+      bus.removeAllListeners();
+      for (const c of [sub, cmd]) {
+        try {
+          if (c.status === 'ready') await c.quit();
+          else c.disconnect();
+        } catch {
+          c.disconnect();
+        }
+      }
+    },
+  };
+}

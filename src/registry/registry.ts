@@ -1,0 +1,86 @@
+/** The live registry of socket pods: one interface, `memory` and `redis` backends. */
+
+/** One socket pod's heartbeat. */
+export interface PodRecord {
+  podId: string;
+  ip: string;
+  /** WebSocket port. */
+  port: number;
+  /** Admin port (drain, health, metrics); optional for older writers. */
+  adminPort?: number;
+  connections: number;
+  draining: boolean;
+  /** ms since epoch, writer's clock. */
+  startedAt: number;
+  /** ms since epoch, writer's clock. */
+  updatedAt: number;
+  /** The writer's heartbeat period; the entry is dead after 3 of them. */
+  heartbeatMs: number;
+}
+
+/** The scaler's last decision, for `/api/pods` and the status page. */
+export interface ScalerDecision {
+  desiredReplicas: number;
+  currentReplicas: number;
+  reason: string;
+  at: number;
+  /** Deletion costs last written, by pod id. */
+  deletionCosts?: Record<string, number>;
+}
+
+/** A recent scaling or drain event, for the status page. */
+export interface EdgeEvent {
+  at: number;
+  kind: 'scale-out' | 'scale-in' | 'drain-start' | 'drain-done' | 'pod-added' | 'pod-removed' | 'hold' | 'victim' | 'info';
+  message: string;
+  podId?: string;
+}
+
+/** Announced on the change channel. */
+export type RegistryChange = { type: 'upsert'; pod: PodRecord } | { type: 'remove'; podId: string };
+
+export type RegistryStatus = 'connecting' | 'ready' | 'down' | 'closed';
+
+/** The registry interface every role uses. */
+export interface Registry {
+  readonly kind: 'memory' | 'redis';
+  /** Upsert this pod's entry and refresh its liveness (dead after 3 × heartbeatMs). Announces the change. */
+  heartbeat(pod: PodRecord): Promise<void>;
+  /** Remove an entry at once (SIGTERM, scale-in). Announces the removal. */
+  remove(podId: string): Promise<void>;
+  /** Live entries only. */
+  list(): Promise<PodRecord[]>;
+  /** One live entry, or undefined. */
+  get(podId: string): Promise<PodRecord | undefined>;
+  /** Listen to changes; returns an unsubscribe function. */
+  subscribe(listener: (change: RegistryChange) => void): () => void;
+  setScalerDecision(decision: ScalerDecision): Promise<void>;
+  getScalerDecision(): Promise<ScalerDecision | null>;
+  /** Append to the capped event log (newest first when read). */
+  pushEvent(event: EdgeEvent): Promise<void>;
+  recentEvents(limit?: number): Promise<EdgeEvent[]>;
+  /** Connection state of the backend (`memory` is always ready). */
+  status(): RegistryStatus;
+  /** Called on every status transition. Returns an unsubscribe function. */
+  onStatus(listener: (status: RegistryStatus) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** How many events the log keeps. */
+export const EVENT_LOG_LENGTH = 200;
+
+/** True when `pod` has missed fewer than 3 heartbeats at `now`. */
+export function isLive(pod: PodRecord, now: number, deadAfter = 3): boolean {
+  return now - pod.updatedAt < deadAfter * pod.heartbeatMs;
+}
+
+/** Validate a record read from a backend; returns undefined when malformed (never throws). */
+export function parsePodRecord(raw: unknown): PodRecord | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (typeof r.podId !== 'string' || typeof r.ip !== 'string' || !num(r.port) || !num(r.connections) || typeof r.draining !== 'boolean' || !num(r.startedAt) || !num(r.updatedAt) || !num(r.heartbeatMs)) {
+    return undefined;
+  }
+  return raw as PodRecord;
+}
