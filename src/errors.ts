@@ -32,6 +32,7 @@ export const ERRORS = {
   EDGE_ERR_HANDLER_FAILED: { status: 0, code: 'handler_failed', message: 'the application handler failed on this message' },
   EDGE_ERR_INVALID_CONFIG: { status: 0, code: 'invalid_config', message: 'invalid configuration' },
   EDGE_ERR_KUBERNETES_FORBIDDEN: { status: 0, code: 'kubernetes_forbidden', message: 'the Kubernetes API refused a request (RBAC)' },
+  EDGE_ERR_INTERNAL: { status: 500, code: 'internal_error', message: 'internal error; see the server log' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof ERRORS;
