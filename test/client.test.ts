@@ -16,6 +16,7 @@ import {
   type RetryCause,
   type WebSocketConstructor,
 } from '../examples/client.js';
+import { parseDuration, parseLoadArgs, runLoad } from '../examples/load.js';
 
 const WS = WebSocket as unknown as WebSocketConstructor;
 
@@ -23,6 +24,8 @@ interface FakeGateway {
   url: string;
   /** Answers of /ws/assign, consumed in order; the last one repeats. */
   assigns: Array<{ status: number; body: unknown }>;
+  /** When set, answers /ws/assign instead of `assigns`. */
+  assignFn?: () => { status: number; body: unknown };
   /** Connect answers by pod id: 'ok' upgrades, a number answers that HTTP status. */
   pods: Map<string, 'ok' | number>;
   /** Server-side sockets by pod id. */
@@ -45,7 +48,7 @@ async function fakeGateway(): Promise<FakeGateway> {
   };
   const server = http.createServer((req, res) => {
     if (req.url === '/ws/assign') {
-      const a = gw.assigns[Math.min(gw.assignCount, gw.assigns.length - 1)] ?? { status: 503, body: { error: 'no_pods_available', message: 'none' } };
+      const a = gw.assignFn?.() ?? gw.assigns[Math.min(gw.assignCount, gw.assigns.length - 1)] ?? { status: 503, body: { error: 'no_pods_available', message: 'none' } };
       gw.assignCount++;
       res.writeHead(a.status, { 'content-type': 'application/json' }).end(JSON.stringify(a.body));
       return;
@@ -259,4 +262,72 @@ test('autoReconnect false: one connection, then stopped after the drain close', 
     client.stop();
     await gw.close();
   }
+});
+
+test('load driver: flag parsing names every bad flag; durations accept ms, s, m, h', () => {
+  assert.equal(parseDuration('60s'), 60_000);
+  assert.equal(parseDuration('2m'), 120_000);
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('1.5h'), 5_400_000);
+  assert.equal(parseDuration('90'), 90_000);
+  assert.ok(Number.isNaN(parseDuration('soon')));
+  const o = parseLoadArgs(['--clients', '500', '--duration', '60s']);
+  assert.deepEqual(o, { url: 'http://127.0.0.1:8080', clients: 500, durationMs: 60_000, rampMs: 10_000, pingMs: 5_000, reportMs: 1_000 });
+  assert.equal(parseLoadArgs(['--duration', '3s']).rampMs, 1_000);
+  assert.throws(() => parseLoadArgs(['--clients', '0', '--duration', 'x', '--url', 'ftp://a']), (err: Error) => {
+    assert.match(err.message, /--clients 0/);
+    assert.match(err.message, /--duration x/);
+    assert.match(err.message, /--url ftp:\/\/a/);
+    return true;
+  });
+});
+
+test('load driver: ramps clients onto the pods, follows a drain to the other pod, closes everything at the end', async () => {
+  const gw = await fakeGateway();
+  gw.pods.set('pod-a', 'ok');
+  gw.pods.set('pod-b', 'ok');
+  // Alternate assignments until pod-a drains, then only pod-b.
+  let drained = false;
+  gw.assignFn = () => (drained || gw.assignCount % 2 === 1 ? ok('pod-b') : ok('pod-a'));
+  const lines: string[] = [];
+  const abort = new AbortController();
+  const run = runLoad({ url: gw.url, clients: 20, durationMs: 20_000, rampMs: 200, pingMs: 100, reportMs: 100, signal: abort.signal, write: (l) => lines.push(l) });
+  try {
+    await until(() => (gw.sockets.get('pod-a')?.length ?? 0) + (gw.sockets.get('pod-b')?.length ?? 0) === 20, '20 connections');
+    const onA = gw.sockets.get('pod-a')!.length;
+    assert.ok(onA >= 5 && onA <= 15, `pod-a got ${onA} of 20`);
+    drained = true;
+    for (const s of gw.sockets.get('pod-a')!) {
+      s.send(JSON.stringify({ type: 'reconnect', reason: 'draining', retryAfterMs: 10, assignUrl: '/ws/assign' }));
+      s.close(1012, 'draining');
+    }
+    await until(() => gw.sockets.get('pod-b')!.filter((s) => s.readyState === WebSocket.OPEN).length === 20, 'all 20 on pod-b');
+    await until(() => lines.some((l) => /open 20\/20 · pods 1 \[pod-b:20\]/.test(l)), 'a progress line with 20 on pod-b');
+    abort.abort();
+    const summary = await run;
+    assert.equal(summary.clients, 20);
+    assert.equal(summary.openAtEnd, 20);
+    assert.equal(summary.peakOpen, 20);
+    assert.equal(summary.reconnectNotices, onA);
+    assert.equal(summary.welcomes, 20 + onA);
+    assert.equal(summary.podsSeen, 2);
+    assert.deepEqual(summary.perPod, { 'pod-b': 20 });
+    assert.ok(summary.rttMs.samples > 0, 'pings were answered');
+    await until(() => gw.sockets.get('pod-b')!.every((s) => s.readyState === WebSocket.CLOSED), 'server sides closed');
+  } finally {
+    abort.abort();
+    await run;
+    await gw.close();
+  }
+});
+
+test('load driver CLI: a bad flag exits 2 with the usage', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/load.ts', '--clients', 'many'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 2);
+  assert.match(err, /--clients many: expected an integer/);
+  assert.match(err, /Usage: npm run load/);
 });
