@@ -1,0 +1,31 @@
+/** Tunables of the socket node that are not operator settings (those live in src/config.ts). */
+
+/**
+ * uWS hard-closes the TCP connection (the client sees 1006, no close frame) for frames over its own
+ * `maxPayloadLength`. To answer an oversize frame with a proper 1009 the node lets uWS read frames up to
+ * this multiple of SOCKET_MAX_PAYLOAD_BYTES and closes with 1009 itself; larger frames are still cut by uWS.
+ */
+export const OVERSIZE_READ_FACTOR = 2;
+
+/** The drain scheduler never wakes more often than this (notices due in the same tick go out as one batch). */
+export const DRAIN_TICK_MS = 20;
+/** At most this many notices per event-loop turn, so a zero-length window does not block the loop. */
+export const DRAIN_MAX_BATCH = 500;
+
+/** `retryAfterMs` of a reconnect notice: this floor plus a uniform random share of the jitter below. */
+export const RECONNECT_RETRY_MIN_MS = 250;
+export const RECONNECT_RETRY_JITTER_MS = 2000;
+
+/** Close reasons (short: a close frame carries at most 123 bytes of reason). */
+export const CloseReason = {
+  DRAINING: 'draining',
+  TOO_BIG: 'message too big',
+  BACKPRESSURE: 'backpressure limit exceeded',
+  SHUTDOWN: 'shutting down',
+} as const;
+
+/** Handler failures are logged at most once per this interval (with a count of the suppressed ones). */
+export const HANDLER_ERROR_LOG_INTERVAL_MS = 10_000;
+
+/** uWS `send()` results. */
+export const SendStatus = { BACKPRESSURE: 0, SUCCESS: 1, DROPPED: 2 } as const;

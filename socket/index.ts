@@ -1,0 +1,203 @@
+/**
+ * `rtc-edge socket`: a uWebSockets.js socket node. WebSockets on SOCKET_PORT (`/ws/connect`), admin on
+ * ADMIN_PORT, a registry heartbeat, and the paced drain of DESIGN.md.
+ */
+import type { Config } from '../src/config.js';
+import { CloseCode } from '../src/constants.js';
+import { createMetricsRegistry } from '../src/metrics.js';
+import { createRegistry } from '../src/registry/index.js';
+import type { PodRecord, Registry, RegistryStatus } from '../src/registry/registry.js';
+import type { RoleDeps, RoleHandle } from '../src/role.js';
+import { createAdminApp } from './admin.js';
+import { CloseReason } from './constants.js';
+import { retryAfterMs, runDrain, type DrainResult } from './drain.js';
+import { defaultHandler, loadHandler, normalizeHandler, type MessageHandler } from './handler.js';
+import { createHeartbeat, withTimeout } from './heartbeat.js';
+import { createSocketMetrics } from './metrics.js';
+import * as protocol from './protocol.js';
+import { createSocketServer } from './server.js';
+import type { Session } from './session.js';
+import { assertNativeUws, listen, uWS, type us_listen_socket } from './uws.js';
+
+export type { MessageHandler, HandlerInit, HandlerModule, Session, ClientMessage } from './handler.js';
+export type { DrainResult } from './drain.js';
+
+/** A running socket node. */
+export interface SocketNodeHandle extends RoleHandle {
+  readonly podId: string;
+  /** Bound WebSocket port (config may say 0). */
+  readonly port: number;
+  /** Bound admin port. */
+  readonly adminPort: number;
+  connections(): number;
+  /** Same as GET /drain on the admin port: idempotent, every caller awaits the same drain. */
+  drain(): Promise<DrainResult>;
+  /** SIGTERM path: drain first if no drain ran yet, close listen sockets, remove the registry entry, resolve. */
+  close(): Promise<void>;
+}
+
+/** Dependencies of a socket node. */
+export interface SocketDeps extends RoleDeps {
+  /** Use this handler instead of loading `config.socketHandler`. */
+  handler?: MessageHandler;
+  /** Listen address of both ports (default: every interface). `dev` and tests pass 127.0.0.1. */
+  host?: string;
+}
+
+/** Wait until the registry reports `ready` or `ms` passed. */
+function readyWithin(registry: Registry, ms: number): Promise<void> {
+  if (registry.status() !== 'connecting') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    const off = registry.onStatus((s) => s !== 'connecting' && done());
+    function done() {
+      clearTimeout(timer);
+      off();
+      resolve();
+    }
+  });
+}
+
+/** Start a socket node: both ports listening and the first heartbeat attempted when this resolves. */
+export async function start(config: Config, deps: SocketDeps): Promise<SocketNodeHandle> {
+  assertNativeUws();
+  const podId = config.podName;
+  const logger = deps.logger.child({ podId });
+  const handler = deps.handler
+    ? normalizeHandler(deps.handler, 'deps.handler')
+    : config.socketHandler
+      ? await loadHandler(config.socketHandler, { podId, logger: logger.child({ component: 'handler' }), config })
+      : defaultHandler;
+
+  const ownsRegistry = !deps.registry;
+  const registry = deps.registry ?? createRegistry(config, logger);
+  const state = { draining: false };
+  let sessions: Set<Session> = new Set();
+  let registryUp = false;
+  // Process metrics only when the node owns its process (CLI); embedded nodes (dev, tests) leave them to the host.
+  const metricsRegistry = createMetricsRegistry('socket', ownsRegistry);
+  const metrics = createSocketMetrics(metricsRegistry, {
+    connections: () => sessions.size,
+    draining: () => state.draining,
+    registryUp: () => registryUp,
+  });
+
+  const server = createSocketServer({ config, podId, handler, logger, metrics, isDraining: () => state.draining });
+  sessions = server.sessions;
+  const connections = () => sessions.size;
+
+  let drainPromise: Promise<DrainResult> | undefined;
+  const admin = createAdminApp(
+    { podId, connections, draining: () => state.draining, registryStatus: (): RegistryStatus => registry.status(), drain: () => drain() },
+    metricsRegistry,
+    logger,
+  );
+
+  const listenSockets: us_listen_socket[] = [];
+  const closeListenSockets = () => {
+    for (const s of listenSockets.splice(0)) uWS.us_listen_socket_close(s);
+  };
+  let port: number;
+  let adminPort: number;
+  try {
+    const ws = await listen(server.app, config.socketPort, deps.host);
+    listenSockets.push(ws.socket);
+    const adm = await listen(admin, config.adminPort, deps.host);
+    listenSockets.push(adm.socket);
+    port = ws.port;
+    adminPort = adm.port;
+  } catch (err) {
+    closeListenSockets();
+    if (ownsRegistry) await registry.close();
+    throw err;
+  }
+
+  const startedAt = Date.now();
+  const record = (): PodRecord => ({
+    podId,
+    ip: config.podIp,
+    port,
+    adminPort,
+    connections: sessions.size,
+    draining: state.draining,
+    startedAt,
+    updatedAt: Date.now(),
+    heartbeatMs: config.heartbeatMs,
+  });
+  const heartbeat = createHeartbeat({ registry, intervalMs: config.heartbeatMs, record, logger, metrics });
+  const trackRegistry = (ok: boolean) => {
+    registryUp = ok;
+    return ok;
+  };
+  const beat = () => heartbeat.beat().then(trackRegistry);
+
+  const notify = (session: Session) => {
+    session.send(protocol.reconnect(retryAfterMs()));
+    metrics.drainNotices.inc();
+    session.close(CloseCode.SERVICE_RESTART, CloseReason.DRAINING);
+  };
+  const event = (kind: 'drain-start' | 'drain-done', message: string) =>
+    registry.pushEvent({ at: Date.now(), kind, podId, message }).catch((err: unknown) => logger.debug({ err }, 'registry event not recorded'));
+
+  function drain(): Promise<DrainResult> {
+    drainPromise ??= (async () => {
+      state.draining = true; // readiness fails and upgrades are refused from here on
+      const t0 = performance.now();
+      const open = sessions.size;
+      logger.info({ connections: open, windowMs: config.drainWindowMs, timeoutMs: config.drainTimeoutMs }, 'drain started');
+      void event('drain-start', `draining ${open} connections over ${config.drainWindowMs} ms`);
+      // Registry first, so reconnecting clients are not assigned back here.
+      await beat();
+      const result = await runDrain({
+        targets: [...sessions],
+        windowMs: config.drainWindowMs,
+        timeoutMs: Math.max(0, config.drainTimeoutMs - (performance.now() - t0)),
+        notify,
+        openConnections: connections,
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      metrics.drainDuration.set(seconds);
+      metrics.drainRemaining.set(result.remaining);
+      logger.info({ ...result, durationMs: Math.round(seconds * 1000) }, result.remaining > 0 ? 'drain timed out' : 'drain finished');
+      void event('drain-done', `drained ${result.drained}, ${result.remaining} remaining`);
+      void beat();
+      return result;
+    })();
+    return drainPromise;
+  }
+
+  let closing: Promise<void> | undefined;
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      if (!drainPromise) logger.info('stop requested without a prior drain: draining first (bounded by DRAIN_TIMEOUT_MS)');
+      await drain();
+      await heartbeat.stop(); // no beat may land after the removal below
+      closeListenSockets();
+      for (const session of [...sessions]) notify(session); // left over after a drain timeout
+      try {
+        await withTimeout(registry.remove(podId), config.heartbeatMs, 'registry remove');
+      } catch (err) {
+        logger.warn({ err }, 'registry entry not removed; readers drop it after 3 missed heartbeats');
+      }
+      if (ownsRegistry) await registry.close();
+      logger.info('socket node stopped');
+    })();
+    return closing;
+  }
+
+  await readyWithin(registry, config.heartbeatMs);
+  await beat();
+  logger.info(
+    { port, adminPort, ip: config.podIp, registry: registry.kind, handler: config.socketHandler ?? (deps.handler ? 'custom' : 'default') },
+    'socket node listening',
+  );
+
+  return {
+    podId,
+    port,
+    adminPort,
+    connections,
+    drain,
+    close,
+  };
+}

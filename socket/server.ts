@@ -1,0 +1,173 @@
+/** The WebSocket port: `/ws/connect` only, the protocol of DESIGN.md, the handler hook. Never throws into uWS. */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../src/config.js';
+import { CloseCode, Header, SOCKET_PATH } from '../src/constants.js';
+import { ERRORS, type ErrorName } from '../src/errors.js';
+import { CloseReason, HANDLER_ERROR_LOG_INTERVAL_MS, OVERSIZE_READ_FACTOR } from './constants.js';
+import { retryAfterMs } from './drain.js';
+import type { MessageHandler } from './handler.js';
+import { errorReply, writeReply } from './http.js';
+import type { SocketMetrics } from './metrics.js';
+import * as protocol from './protocol.js';
+import { Session, type SessionHost, type UserData } from './session.js';
+import { uWS, type HttpResponse, type TemplatedApp } from './uws.js';
+
+/** Options of createSocketServer. */
+export interface SocketServerOptions {
+  config: Pick<Config, 'socketMaxPayloadBytes' | 'socketMaxBackpressureBytes' | 'socketIdleTimeoutS'>;
+  podId: string;
+  handler: MessageHandler;
+  logger: Logger;
+  metrics: SocketMetrics;
+  /** Upgrades are refused with 503 node_draining while this is true. */
+  isDraining(): boolean;
+  newSessionId?: () => string;
+}
+
+/** The WebSocket app and its open sessions (`sessions.size` is the connection count). */
+export interface SocketServer {
+  app: TemplatedApp;
+  sessions: Set<Session>;
+}
+
+const MS_PER_S = 1000;
+
+/** Build the uWS app of the WebSocket port (not listening yet). */
+export function createSocketServer(opts: SocketServerOptions): SocketServer {
+  const { config, podId, handler, logger, metrics, isDraining } = opts;
+  const newSessionId = opts.newSessionId ?? randomUUID;
+  const maxPayload = config.socketMaxPayloadBytes;
+  const sessions = new Set<Session>();
+
+  let lastHandlerLog = 0;
+  let suppressedHandlerErrors = 0;
+  const handlerFailed = (session: Session, err: unknown) => {
+    metrics.handlerErrors.inc();
+    const now = Date.now();
+    if (now - lastHandlerLog >= HANDLER_ERROR_LOG_INTERVAL_MS) {
+      logger.warn({ err, sessionId: session.sessionId, suppressed: suppressedHandlerErrors }, 'application handler failed');
+      lastHandlerLog = now;
+      suppressedHandlerErrors = 0;
+    } else suppressedHandlerErrors++;
+    session.sendError('EDGE_ERR_HANDLER_FAILED');
+  };
+  const invoke = <A>(session: Session, hook: ((s: Session, arg: A) => void | Promise<void>) | undefined, arg: A) => {
+    if (!hook) return;
+    let result: void | Promise<void>;
+    try {
+      result = hook(session, arg);
+    } catch (err) {
+      handlerFailed(session, err);
+      return;
+    }
+    if (result && typeof (result as Promise<void>).then === 'function') (result as Promise<void>).then(undefined, (err: unknown) => handlerFailed(session, err));
+  };
+
+  const host: SessionHost = {
+    podId,
+    dropped(session) {
+      metrics.backpressureDropped.inc();
+      session.close(CloseCode.POLICY_VIOLATION, CloseReason.BACKPRESSURE);
+    },
+  };
+
+  const refuse = (res: HttpResponse, name: ErrorName, headers?: Record<string, string>) => {
+    metrics.upgradesRejected.inc({ error: ERRORS[name].code });
+    writeReply(res, errorReply(name, undefined, headers));
+  };
+
+  const app = uWS.App();
+  app.ws<UserData>(SOCKET_PATH, {
+    // uWS cuts frames over its limit with a bare TCP close; reading up to a multiple lets the node answer 1009.
+    maxPayloadLength: maxPayload * OVERSIZE_READ_FACTOR,
+    maxBackpressure: config.socketMaxBackpressureBytes,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: config.socketIdleTimeoutS,
+    sendPingsAutomatically: config.socketIdleTimeoutS > 0,
+    upgrade(res, req, context) {
+      try {
+        if (isDraining()) {
+          const retryAfterS = Math.ceil(retryAfterMs() / MS_PER_S);
+          refuse(res, 'EDGE_ERR_NODE_DRAINING', { [Header.RETRY_AFTER]: String(retryAfterS) });
+          return;
+        }
+        // Everything read from req is copied now: req is only valid during this synchronous call.
+        const key = req.getHeader('sec-websocket-key');
+        if (!key) {
+          refuse(res, 'EDGE_ERR_UPGRADE_REQUIRED');
+          return;
+        }
+        // The server must pick one offered subprotocol; the first is the client's preference.
+        const protocols = req.getHeader('sec-websocket-protocol');
+        const chosen = protocols ? (protocols.split(',')[0] ?? '').trim() : '';
+        const userData: UserData = { session: new Session(host, newSessionId()) };
+        res.upgrade(userData, key, chosen, req.getHeader('sec-websocket-extensions'), context);
+      } catch (err) {
+        logger.error({ err }, 'upgrade failed');
+        try {
+          writeReply(res, errorReply('EDGE_ERR_INTERNAL'));
+        } catch {
+          /* the response was already used */
+        }
+      }
+    },
+    open(ws) {
+      const { session } = ws.getUserData();
+      session.ws = ws;
+      sessions.add(session);
+      metrics.connectionsOpened.inc();
+      try {
+        session.send(protocol.welcome(podId, session.sessionId));
+        invoke(session, handler.onOpen, undefined);
+      } catch (err) {
+        logger.error({ err }, 'open failed');
+      }
+    },
+    message(ws, data, isBinary) {
+      const { session } = ws.getUserData();
+      try {
+        if (data.byteLength > maxPayload) {
+          metrics.messageErrors.inc({ error: 'message_too_big' });
+          session.close(CloseCode.MESSAGE_TOO_BIG, CloseReason.TOO_BIG);
+          return;
+        }
+        if (isBinary) {
+          metrics.messagesReceived.inc({ kind: 'binary' });
+          // The ArrayBuffer is neutered when this callback returns; the handler gets its own copy.
+          invoke(session, handler.onBinary, new Uint8Array(data.slice(0)));
+          return;
+        }
+        metrics.messagesReceived.inc({ kind: 'text' });
+        const parsed = protocol.parseClientMessage(Buffer.from(data).toString('utf8'));
+        if (!parsed.ok) {
+          metrics.messageErrors.inc({ error: ERRORS[parsed.error].code });
+          session.sendError(parsed.error);
+          return;
+        }
+        const { message } = parsed;
+        if (message.type === 'ping') session.send(protocol.pong(message.t));
+        else if (message.type === 'echo') session.send(protocol.echo(message.data));
+        else invoke(session, handler.onMessage, message);
+      } catch (err) {
+        handlerFailed(session, err);
+      }
+    },
+    close(ws, code) {
+      const { session } = ws.getUserData();
+      session.ws = undefined;
+      sessions.delete(session);
+      metrics.connectionsClosed.inc();
+      invoke(session, handler.onClose, code);
+    },
+  });
+  // Plain HTTP on the WebSocket port is always an error, and nothing admin is served here.
+  app.any('/*', (res, req) => {
+    try {
+      refuse(res, req.getUrl() === SOCKET_PATH ? 'EDGE_ERR_UPGRADE_REQUIRED' : 'EDGE_ERR_NOT_FOUND');
+    } catch (err) {
+      logger.error({ err }, 'http answer failed');
+    }
+  });
+  return { app, sessions };
+}

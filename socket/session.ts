@@ -1,0 +1,76 @@
+/** One WebSocket connection as handlers see it: safe to use after close (sends become no-ops). */
+import { CloseCode } from '../src/constants.js';
+import type { ErrorName } from '../src/errors.js';
+import { SendStatus } from './constants.js';
+import * as protocol from './protocol.js';
+import type { WebSocket } from './uws.js';
+
+/** What every session of one node shares (one object per node, not per connection). */
+export interface SessionHost {
+  readonly podId: string;
+  /** A send was dropped at the backpressure limit. */
+  dropped(session: Session): void;
+}
+
+/** uWS user data: the only per-connection state the node keeps besides the uWS socket itself. */
+export interface UserData {
+  session: Session;
+}
+
+const RESERVED_CLOSE_CODES = new Set([1004, 1005, 1006, 1015]);
+const MIN_CLOSE_CODE = 1000;
+const MAX_CLOSE_CODE = 4999;
+
+/** A connection: its session id and the uWS socket while it is open. */
+export class Session {
+  /** Set on open, cleared on close. */
+  ws: WebSocket<UserData> | undefined = undefined;
+
+  constructor(
+    readonly host: SessionHost,
+    readonly sessionId: string,
+  ) {}
+
+  /** This node's pod id. */
+  get podId(): string {
+    return this.host.podId;
+  }
+
+  /** True from open until close. */
+  get open(): boolean {
+    return this.ws !== undefined;
+  }
+
+  /** Send a frame (corked). False when closed or dropped at the backpressure limit (the connection is then closed). */
+  send(data: string | ArrayBuffer | Uint8Array, isBinary = false): boolean {
+    const ws = this.ws;
+    if (!ws) return false;
+    let status: number = SendStatus.SUCCESS;
+    ws.cork(() => {
+      status = ws.send(data, isBinary);
+    });
+    if (status === SendStatus.DROPPED) {
+      this.host.dropped(this);
+      return false;
+    }
+    return true;
+  }
+
+  /** Send a JSON text frame. */
+  sendJson(value: unknown): boolean {
+    return this.send(JSON.stringify(value));
+  }
+
+  /** Send `{"type":"error","error":<code>,"message"}`. */
+  sendError(name: ErrorName, message?: string): boolean {
+    return this.send(protocol.error(name, message));
+  }
+
+  /** Close with a WebSocket close code (invalid or reserved codes become 1000). */
+  close(code: number = CloseCode.NORMAL, reason?: string): void {
+    const ws = this.ws;
+    if (!ws) return;
+    const valid = Number.isInteger(code) && code >= MIN_CLOSE_CODE && code <= MAX_CLOSE_CODE && !RESERVED_CLOSE_CODES.has(code);
+    ws.cork(() => ws.end(valid ? code : CloseCode.NORMAL, reason));
+  }
+}

@@ -1,0 +1,34 @@
+/** The uWebSockets.js binding, refused when the package fell back to its pure-JS server. */
+import uWS from 'uWebSockets.js';
+
+export { uWS };
+export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+
+/** True when `App` is the native binding (the package silently falls back to a JS server otherwise). */
+export function isNativeUws(app: unknown = uWS.App): boolean {
+  return typeof app === 'function' && /native code/.test(Function.prototype.toString.call(app));
+}
+
+/** Throw a clear error unless the native uWebSockets.js binary loaded. */
+export function assertNativeUws(app: unknown = uWS.App): void {
+  if (isNativeUws(app)) return;
+  throw new Error(
+    `uWebSockets.js native binary did not load for ${process.platform}-${process.arch} (Node ABI ${process.versions.modules}); ` +
+      'the package fell back to its pure-JS server, which the socket node refuses to run (unset UWS_USE_FALLBACK, use a supported Node/platform)',
+  );
+}
+
+/** Listen on `port` (0 = any free port) and resolve the listen socket and the bound port. */
+export function listen(app: uWS.TemplatedApp, port: number, host?: string): Promise<{ socket: uWS.us_listen_socket; port: number }> {
+  return new Promise((resolve, reject) => {
+    const done = (socket: uWS.us_listen_socket | false) => {
+      if (!socket) {
+        reject(new Error(`cannot listen on ${host ?? '*'}:${port} (port in use or not permitted)`));
+        return;
+      }
+      resolve({ socket, port: uWS.us_socket_local_port(socket as unknown as uWS.us_socket) });
+    };
+    if (host) app.listen(host, port, done);
+    else app.listen(port, done);
+  });
+}
