@@ -17,6 +17,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>rtc-edge status</title>
+<link rel="icon" href="data:,">
 <style>
   :root { --bg:#0f1419; --panel:#171e26; --line:#263241; --fg:#e6edf3; --dim:#8b98a5; --conn:#4cc2ff; --pods:#ffb74d; --ok:#3fb950; --warn:#d29922; --bad:#f85149; }
   * { box-sizing: border-box; }
@@ -78,7 +79,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     <div class="card"><div class="label">Busiest pod</div><div class="value" id="busiest">–</div><div class="hint" id="busiest-hint"></div></div>
   </div>
   <section class="wide">
-    <h2>Connections and pods, last 5 minutes</h2>
+    <h2>Connections and pods, last minutes</h2>
     <canvas id="chart" aria-label="total connections and pod count over the last five minutes"></canvas>
     <div class="legend"><span class="c">total connections (left axis)</span><span class="p">live pods (right axis)</span></div>
   </section>
@@ -107,6 +108,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   'use strict';
   var POLL_MS = ${STATUS_PAGE_POLL_MS};
   var HISTORY_MS = ${STATUS_PAGE_HISTORY_MS};
+  var MIN_WINDOW_MS = 60000;
   var history = [];
   var $ = function (id) { return document.getElementById(id); };
 
@@ -215,10 +217,13 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     ctx.clearRect(0, 0, w, h);
     var padL = 44, padR = 34, padT = 8, padB = 20;
     var pw = w - padL - padR, ph = h - padT - padB;
-    var now = Date.now(), t0 = now - HISTORY_MS;
+    // The window grows with the data from one minute up to HISTORY_MS, so a fresh page is not a sliver at the right.
+    var now = Date.now();
+    var span = history.length ? Math.min(HISTORY_MS, Math.max(MIN_WINDOW_MS, now - history[0].t)) : MIN_WINDOW_MS;
+    var t0 = now - span;
     var maxC = Math.max(10, history.reduce(function (m, s) { return Math.max(m, s.conns); }, 0));
     var maxP = Math.max(2, history.reduce(function (m, s) { return Math.max(m, s.pods); }, 0));
-    maxC = niceCeil(maxC); maxP = Math.ceil(maxP * 1.2);
+    maxC = niceCeil(maxC); maxP = Math.ceil((maxP + 1) / 4) * 4;
     var css = getComputedStyle(document.documentElement);
     ctx.font = '11px system-ui, sans-serif';
     ctx.strokeStyle = css.getPropertyValue('--line'); ctx.fillStyle = css.getPropertyValue('--dim');
@@ -227,11 +232,14 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       var y = padT + ph - (ph * i) / 4;
       ctx.beginPath(); ctx.moveTo(padL, y + 0.5); ctx.lineTo(padL + pw, y + 0.5); ctx.stroke();
       ctx.textAlign = 'right'; ctx.fillText(String(Math.round((maxC * i) / 4)), padL - 6, y + 4);
-      ctx.textAlign = 'left'; ctx.fillText(String(Math.round((maxP * i) / 4 * 10) / 10), padL + pw + 6, y + 4);
+      ctx.textAlign = 'left'; ctx.fillText(String((maxP * i) / 4), padL + pw + 6, y + 4);
     }
     ctx.textAlign = 'center';
-    for (var m = 0; m <= 5; m++) ctx.fillText(m === 5 ? 'now' : '-' + (5 - m) + 'm', padL + (pw * m) / 5, h - 4);
-    function x(t) { return padL + ((t - t0) / HISTORY_MS) * pw; }
+    for (var m = 0; m <= 5; m++) {
+      var ago = Math.round((span * (5 - m)) / 5 / 1000);
+      ctx.fillText(m === 5 ? 'now' : '-' + (ago >= 60 && ago % 60 === 0 ? ago / 60 + 'm' : ago + 's'), padL + (pw * m) / 5, h - 4);
+    }
+    function x(t) { return padL + ((t - t0) / span) * pw; }
     function line(key, max, color, step) {
       if (history.length === 0) return;
       ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
