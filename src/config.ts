@@ -84,9 +84,17 @@ export const DEFAULTS = {
   LOG_LEVEL: 'info',
 } as const satisfies Record<string, string>;
 
-/** Defaults that differ for `rtc-edge dev`. */
+/**
+ * Defaults that differ for `rtc-edge dev`: a laptop demo where a few hundred clients show scale-out, scale-in
+ * follows within a minute of the load ending, and Ctrl-C returns within seconds. Any variable set wins.
+ */
 export const DEV_DEFAULTS: Partial<Record<keyof typeof DEFAULTS, string>> = {
   SCALER_WORKLOAD: 'local',
+  SOCKET_TARGET_CONNECTIONS: '100',
+  SCALER_INTERVAL_MS: '1000',
+  SCALE_IN_STABILIZATION_MS: '30000',
+  HEARTBEAT_MS: '1000',
+  DRAIN_WINDOW_MS: '5000',
 };
 
 /** Thrown by loadConfig; `problems` names every bad variable. */
