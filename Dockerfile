@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# rtc-edge: one image for every role. `docker run <image> gateway|socket|scaler|dev` (default: dev).
+#
+# Debian bookworm, not Alpine: the uWebSockets.js binary links against glibc (bookworm has 2.36).
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# --- build: install with devDependencies (the `prepare` script runs tsc into dist/), then drop them.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY tsconfig.json ./
+# Exactly the directories tsconfig.json compiles.
+COPY src ./src
+COPY gateway ./gateway
+COPY socket ./socket
+COPY scaler ./scaler
+COPY examples ./examples
+RUN npm ci --no-audit --no-fund \
+ && test -f dist/src/cli.js \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && npm cache clean --force
+
+# --- runtime: production dependencies and compiled JavaScript only, owned by root, run as `node`.
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# The `node` user of the official image (uid/gid 1000); the chart's podSecurityContext uses the same ids.
+USER node
+EXPOSE 8080 9090
+# Exec form, node as PID 1: no shell in between that would swallow SIGTERM. The CLI installs SIGTERM and
+# SIGINT handlers (PID 1 gets no default signal actions, so without them SIGTERM would be ignored) that
+# run the role's graceful close (socket: drain), and the roles spawn no child processes, so there are no
+# zombies to reap and no need for tini.
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["dev"]
