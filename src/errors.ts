@@ -22,6 +22,7 @@ export const ERRORS = {
   EDGE_ERR_METHOD_NOT_ALLOWED: { status: 405, code: 'method_not_allowed', message: 'method not allowed on this route' },
   EDGE_ERR_BAD_REQUEST: { status: 400, code: 'bad_request', message: 'malformed request' },
   EDGE_ERR_HEADERS_TOO_LARGE: { status: 431, code: 'headers_too_large', message: 'request headers too large' },
+  EDGE_ERR_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', message: 'the request head was not received in time' },
   EDGE_ERR_GATEWAY_OVERLOADED: { status: 503, code: 'gateway_overloaded', message: 'the gateway is at its connection limit' },
   EDGE_ERR_GATEWAY_DRAINING: { status: 503, code: 'gateway_draining', message: 'the gateway is shutting down' },
   EDGE_ERR_REGISTRY_UNAVAILABLE: { status: 503, code: 'registry_unavailable', message: 'the pod registry has been unreachable for too long to route safely' },

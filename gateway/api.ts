@@ -1,0 +1,102 @@
+/** Plain HTTP routes: /ws/assign, /api/pods, /api/events, /healthz, /readyz, /metrics, the status page. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CONNECT_PREFIX, CONNECT_SUFFIX } from '../src/constants.js';
+import { edgeError } from '../src/errors.js';
+import { METRICS_CONTENT_TYPE } from '../src/metrics.js';
+import type { PodRecord } from '../src/registry/registry.js';
+import { API_EVENTS_LIMIT } from './constants.js';
+import type { GatewayContext } from './context.js';
+import { Answer, sendError, sendJson } from './respond.js';
+import { parseTarget, type Route } from './routes.js';
+import { STATUS_PAGE_HTML } from './status-page.js';
+import { Resolved } from './resolvers/resolver.js';
+
+const READ_METHODS = new Set(['GET', 'HEAD']);
+const REGISTRY_FAILED = edgeError('EDGE_ERR_REGISTRY_UNAVAILABLE', 'the pod registry did not answer');
+
+/** The `/api/pods` item of DESIGN.md. */
+function podJson(p: PodRecord) {
+  return { podId: p.podId, ip: p.ip, port: p.port, connections: p.connections, draining: p.draining, updatedAt: p.updatedAt };
+}
+
+/** Handle one plain (non-upgrade) request. Never throws: failures become JSON errors. */
+export async function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const route = parseTarget(req.url);
+  const status = await dispatch(ctx, route, req, res).catch((err: unknown) => {
+    ctx.logger.error({ err, url: req.url }, 'request failed');
+    if (!res.headersSent) sendError(res, edgeError('EDGE_ERR_INTERNAL'));
+    else res.destroy();
+    return 500;
+  });
+  ctx.metrics.request(route.kind, status);
+}
+
+async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage, res: ServerResponse): Promise<number> {
+  const fail = (err: typeof Answer[keyof typeof Answer] | typeof Resolved[keyof typeof Resolved]) => {
+    sendError(res, err);
+    return err.status;
+  };
+  switch (route.kind) {
+    case 'invalid_pod_id':
+      return fail(Answer.INVALID_POD_ID);
+    case 'bad_query':
+      return fail(Answer.BAD_QUERY);
+    case 'connect':
+      return fail(Answer.UPGRADE_REQUIRED);
+    case 'not_found':
+      return fail(Answer.NOT_FOUND);
+    default:
+      break;
+  }
+  if (!READ_METHODS.has(req.method ?? '')) {
+    sendJson(res, Answer.METHOD_NOT_ALLOWED.status, Answer.METHOD_NOT_ALLOWED.toJSON(), { allow: 'GET, HEAD' });
+    return Answer.METHOD_NOT_ALLOWED.status;
+  }
+  switch (route.kind) {
+    case 'healthz':
+      sendJson(res, 200, { status: 'ok' });
+      return 200;
+    case 'readyz':
+      if (ctx.draining) return fail(Answer.GATEWAY_DRAINING);
+      sendJson(res, 200, { status: 'ready', registry: ctx.view.state(), proxied: ctx.proxy.active.size });
+      return 200;
+    case 'metrics': {
+      const text = await ctx.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
+      res.end(text);
+      return 200;
+    }
+    case 'status_page':
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(STATUS_PAGE_HTML);
+      return 200;
+    case 'assign': {
+      if (ctx.view.state() === 'unavailable') return fail(Resolved.REGISTRY_UNAVAILABLE);
+      const pod = ctx.assigner.pick(ctx.view.live());
+      if (!pod) return fail(Answer.NO_PODS);
+      sendJson(res, 200, { podId: pod.podId, url: `${CONNECT_PREFIX}${pod.podId}${CONNECT_SUFFIX}` });
+      return 200;
+    }
+    case 'api_pods': {
+      let pods: PodRecord[];
+      let desired: number | null;
+      try {
+        const [list, decision] = await Promise.all([ctx.registry.list(), ctx.registry.getScalerDecision()]);
+        pods = list.sort((a, b) => (a.podId < b.podId ? -1 : a.podId > b.podId ? 1 : 0));
+        desired = decision ? decision.desiredReplicas : null;
+      } catch {
+        return fail(REGISTRY_FAILED);
+      }
+      sendJson(res, 200, { pods: pods.map(podJson), desiredReplicas: desired, totalConnections: pods.reduce((n, p) => n + p.connections, 0) });
+      return 200;
+    }
+    case 'api_events': {
+      try {
+        sendJson(res, 200, { events: await ctx.registry.recentEvents(API_EVENTS_LIMIT) });
+      } catch {
+        return fail(REGISTRY_FAILED);
+      }
+      return 200;
+    }
+  }
+}

@@ -1,0 +1,31 @@
+/** Gateway-only tunables that are not operator settings (operator settings live in src/config.ts). */
+
+/** Exact paths of the gateway's plain HTTP routes. */
+export const GatewayPath = {
+  STATUS_PAGE: '/',
+  HEALTHZ: '/healthz',
+  READYZ: '/readyz',
+  METRICS: '/metrics',
+  API_PODS: '/api/pods',
+  API_EVENTS: '/api/events',
+} as const;
+
+/** After one side half-closes a proxied connection, both sockets are destroyed if still open after this long. */
+export const HALF_CLOSE_GRACE_MS = 5000;
+/** Descriptors kept free beyond two per proxied connection (listen socket, registry, logs, answering 503s). */
+export const FD_RESERVE = 100;
+/** How often Node checks pending requests against the header/request timeouts (slowloris). */
+export const CONNECTIONS_CHECK_INTERVAL_MS = 250;
+/** Keep-alive for plain HTTP requests (assign, api, metrics). */
+export const KEEP_ALIVE_TIMEOUT_MS = 5000;
+/** `Retry-After` (seconds) on 503 pod_draining / no_pods_available / overload answers. */
+export const RETRY_AFTER_S = 1;
+/** Largest `X-Request-Id` accepted from a client; longer or odd ones are replaced. */
+export const MAX_REQUEST_ID_LENGTH = 128;
+/** How many events `GET /api/events` returns. */
+export const API_EVENTS_LIMIT = 50;
+/** Handshake latency histogram buckets (seconds). */
+export const HANDSHAKE_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Retry bounds of the EndpointSlice watch after an error (ms). */
+export const WATCH_RETRY_MIN_MS = 200;
+export const WATCH_RETRY_MAX_MS = 10_000;

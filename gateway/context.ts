@@ -1,0 +1,25 @@
+/** What the gateway's request handlers share. */
+import type { Logger } from 'pino';
+import type { Config } from '../src/config.js';
+import type { Registry } from '../src/registry/registry.js';
+import type { Assigner } from './assign.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { UpgradeProxy } from './proxy.js';
+import type { Resolver } from './resolvers/resolver.js';
+import type { RegistryView } from './view.js';
+
+/** The running gateway's parts. */
+export interface GatewayContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly view: RegistryView;
+  readonly resolver: Resolver;
+  readonly assigner: Assigner;
+  readonly proxy: UpgradeProxy;
+  readonly metrics: GatewayMetrics;
+  /** Proxied + in-flight connections allowed (GATEWAY_MAX_CONNECTIONS, lowered to fit the descriptor limit). */
+  readonly maxConnections: number;
+  /** Set by close(): readiness fails and new upgrades get 503 gateway_draining. */
+  draining: boolean;
+}

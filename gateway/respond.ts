@@ -1,0 +1,77 @@
+/** JSON answers: through a ServerResponse for plain requests, as raw bytes on the socket for upgrades. */
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Header } from '../src/constants.js';
+import { edgeError, type EdgeError } from '../src/errors.js';
+import { RETRY_AFTER_S } from './constants.js';
+
+const retryAfter = { headers: { [Header.RETRY_AFTER]: String(RETRY_AFTER_S) } };
+
+/** Shared, immutable answers of the gateway itself (resolver answers live in resolvers/resolver.ts). */
+export const Answer = {
+  INVALID_POD_ID: edgeError('EDGE_ERR_INVALID_POD_ID'),
+  BAD_QUERY: edgeError('EDGE_ERR_BAD_REQUEST', 'the query string may only contain visible ASCII characters'),
+  NOT_WEBSOCKET: edgeError('EDGE_ERR_BAD_REQUEST', 'only WebSocket upgrades are proxied'),
+  UPGRADE_ELSEWHERE: edgeError('EDGE_ERR_BAD_REQUEST', 'WebSocket upgrades are only accepted on /ws/<podId>/connect'),
+  BAD_REQUEST: edgeError('EDGE_ERR_BAD_REQUEST'),
+  NOT_FOUND: edgeError('EDGE_ERR_NOT_FOUND'),
+  METHOD_NOT_ALLOWED: edgeError('EDGE_ERR_METHOD_NOT_ALLOWED'),
+  UPGRADE_REQUIRED: edgeError('EDGE_ERR_UPGRADE_REQUIRED', undefined, { headers: { upgrade: 'websocket', connection: 'Upgrade' } }),
+  HEADERS_TOO_LARGE: edgeError('EDGE_ERR_HEADERS_TOO_LARGE'),
+  REQUEST_TIMEOUT: edgeError('EDGE_ERR_REQUEST_TIMEOUT'),
+  OVERLOADED: edgeError('EDGE_ERR_GATEWAY_OVERLOADED', undefined, retryAfter),
+  GATEWAY_DRAINING: edgeError('EDGE_ERR_GATEWAY_DRAINING', undefined, retryAfter),
+  NO_PODS: edgeError('EDGE_ERR_NO_PODS_AVAILABLE', undefined, retryAfter),
+} as const;
+
+const rawCache = new WeakMap<EdgeError, Buffer>();
+
+/** The complete HTTP/1.1 response for `err` (JSON body, `Connection: close`), cached per error instance. */
+export function rawErrorResponse(err: EdgeError): Buffer {
+  let raw = rawCache.get(err);
+  if (!raw) {
+    const body = JSON.stringify(err.toJSON());
+    let head = `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n`;
+    for (const [k, v] of Object.entries(err.headers)) if (k !== 'connection') head += `${k}: ${v}\r\n`;
+    raw = Buffer.from(`${head}\r\n${body}`, 'utf8');
+    rawCache.set(err, raw);
+  }
+  return raw;
+}
+
+/**
+ * Answer `err` on a raw socket (upgrade path, client errors) and half-close it; the socket's 'timeout'
+ * listener must destroy it if the client never closes its side within `graceMs`.
+ */
+export function writeRawError(socket: Socket, err: EdgeError, graceMs: number): void {
+  endGracefully(socket, rawErrorResponse(err), graceMs);
+}
+
+/**
+ * Send `last` (if any) and a FIN, then keep reading (and discarding) so the client's own FIN is seen and
+ * the socket closes; a client that never closes is destroyed by its 'timeout' listener after `graceMs`.
+ * (Closing with unread input would send a RST that can make the client lose the answer.)
+ */
+export function endGracefully(socket: Socket, last: Buffer | undefined, graceMs: number): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  if (last) socket.end(last);
+  else socket.end();
+  socket.resume();
+  socket.setTimeout(graceMs);
+}
+
+/** Send a JSON body. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), 'cache-control': 'no-store', ...headers });
+  res.end(json);
+}
+
+/** Send the JSON error body of DESIGN.md with the error's status and headers. */
+export function sendError(res: ServerResponse, err: EdgeError): void {
+  sendJson(res, err.status, err.toJSON(), err.headers);
+}

@@ -1,0 +1,106 @@
+/**
+ * The gateway's HTTP server: a bare `http.Server` whose 'upgrade' event feeds the proxy. Node's parser
+ * enforces the header size limit (431) and the handshake timeout (slowloris, 408); descriptor
+ * exhaustion never crashes it.
+ */
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { handleRequest } from './api.js';
+import { CONNECTIONS_CHECK_INTERVAL_MS, FD_RESERVE, HALF_CLOSE_GRACE_MS, KEEP_ALIVE_TIMEOUT_MS } from './constants.js';
+import type { GatewayContext } from './context.js';
+import { buildUpstreamRequest, requestIdOf } from './handshake.js';
+import { UpgradeProxy } from './proxy.js';
+import { Answer, rawErrorResponse, writeRawError } from './respond.js';
+import { isUpstream, type Resolution } from './resolvers/resolver.js';
+import { parseTarget } from './routes.js';
+import type { EdgeError } from '../src/errors.js';
+
+const WEBSOCKET = 'websocket';
+
+/** Create (not listen) the gateway server. */
+export function createGatewayServer(ctx: GatewayContext): http.Server {
+  const timeout = ctx.config.gatewayHandshakeTimeoutMs;
+  const server = http.createServer({
+    maxHeaderSize: ctx.config.gatewayMaxHeaderBytes,
+    headersTimeout: timeout,
+    requestTimeout: timeout,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+    noDelay: true,
+  });
+  // Beyond this, Node closes new sockets at once: room for 503 answers but never past the descriptor budget.
+  server.maxConnections = ctx.maxConnections + FD_RESERVE / 2;
+
+  server.on('request', (req, res) => void handleRequest(ctx, req, res));
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(ctx, req, socket, head));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const answer = err.code === 'HPE_HEADER_OVERFLOW' ? Answer.HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? Answer.REQUEST_TIMEOUT : Answer.BAD_REQUEST;
+    ctx.metrics.request('client_error', answer.status);
+    socket.end(rawErrorResponse(answer));
+    socket.destroySoon();
+  });
+
+  let exhausted = false;
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    // accept() failures: libuv closes the pending connection and keeps listening. (Listen errors are start()'s.)
+    if (err.syscall !== 'accept') return;
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') ctx.metrics.fdExhausted('accept');
+    if (!exhausted) {
+      exhausted = true;
+      ctx.logger.error({ err }, 'accept failed (out of file descriptors?): new connections are closed, existing ones keep running');
+      setTimeout(() => (exhausted = false), HALF_CLOSE_GRACE_MS).unref();
+    }
+  });
+  let dropping = false;
+  server.on('drop', () => {
+    if (!dropping) {
+      dropping = true;
+      ctx.logger.warn({ maxSockets: server.maxConnections }, 'socket limit reached: closing new connections without an answer');
+      setTimeout(() => (dropping = false), HALF_CLOSE_GRACE_MS).unref();
+    }
+  });
+  return server;
+}
+
+function refuse(ctx: GatewayContext, socket: Socket, err: EdgeError): void {
+  ctx.metrics.upgrade(err.status);
+  writeRawError(socket, err, HALF_CLOSE_GRACE_MS);
+}
+
+/** Validate, resolve and hand an upgrade to the proxy. */
+export function onUpgrade(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+  const t0 = performance.now();
+  UpgradeProxy.adopt(socket);
+  const route = parseTarget(req.url);
+  if (route.kind !== 'connect') {
+    const err = route.kind === 'invalid_pod_id' ? Answer.INVALID_POD_ID : route.kind === 'bad_query' ? Answer.BAD_QUERY : route.kind === 'not_found' ? Answer.NOT_FOUND : Answer.UPGRADE_ELSEWHERE;
+    refuse(ctx, socket, err);
+    return;
+  }
+  if (req.method !== 'GET') return refuse(ctx, socket, Answer.METHOD_NOT_ALLOWED);
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined || (upgrade !== WEBSOCKET && upgrade.toLowerCase() !== WEBSOCKET)) return refuse(ctx, socket, Answer.NOT_WEBSOCKET);
+  if (ctx.draining) return refuse(ctx, socket, Answer.GATEWAY_DRAINING);
+  if (ctx.proxy.size() >= ctx.maxConnections) return refuse(ctx, socket, Answer.OVERLOADED);
+
+  const resolution = ctx.resolver.resolve(route.podId);
+  if (resolution instanceof Promise) {
+    void resolution.then((r) => {
+      if (socket.destroyed) return;
+      if (ctx.draining) return refuse(ctx, socket, Answer.GATEWAY_DRAINING);
+      if (ctx.proxy.size() >= ctx.maxConnections) return refuse(ctx, socket, Answer.OVERLOADED);
+      connect(ctx, req, socket, head, route.query, r, t0);
+    });
+  } else connect(ctx, req, socket, head, route.query, resolution, t0);
+}
+
+function connect(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer, query: string, r: Resolution, t0: number): void {
+  if (!isUpstream(r)) return refuse(ctx, socket, r);
+  const request = buildUpstreamRequest(req, query, r, requestIdOf(req));
+  ctx.proxy.forward(socket, head, r, request, t0);
+}

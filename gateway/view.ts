@@ -1,0 +1,163 @@
+/**
+ * The gateway's cached view of the registry: fed by `registry.subscribe` (new, draining and removed pods
+ * arrive at once) and corrected by a periodic `registry.list()`. Lookups are synchronous map reads.
+ *
+ * Liveness uses the gateway's own clock (when the entry was last seen), so writer clock skew does not
+ * matter. While the registry is failing the view is frozen as of the last good sync (`stale`) for
+ * `staleMs`; after that it is `unavailable` and the gateway answers 503 instead of routing to pods that
+ * may be gone.
+ */
+import type { Logger } from 'pino';
+import { DEAD_AFTER_HEARTBEATS } from '../src/constants.js';
+import type { PodRecord, Registry, RegistryChange } from '../src/registry/registry.js';
+
+/** `fresh`: registry reachable; `stale`: failing, last known view served; `unavailable`: 503. */
+export type ViewState = 'fresh' | 'stale' | 'unavailable';
+
+/** Numeric form for the metrics gauge. */
+export const VIEW_STATE_VALUE: Record<ViewState, number> = { fresh: 0, stale: 1, unavailable: 2 };
+
+interface Entry {
+  pod: PodRecord;
+  /** Gateway clock when this record was last seen in a change or a list. */
+  seenAt: number;
+}
+
+/** A cached, synchronous registry view. */
+export interface RegistryView {
+  /** A live pod by id (draining included), or undefined. Never throws. */
+  get(podId: string): PodRecord | undefined;
+  /** Every live pod (draining included). */
+  live(): PodRecord[];
+  state(): ViewState;
+  /** First sync attempt done (success or failure); resolves at most after `firstSyncWaitMs`. */
+  ready(): Promise<void>;
+  close(): void;
+}
+
+export interface RegistryViewOptions {
+  logger: Logger;
+  /** How long the last known view is served while the registry fails. */
+  staleMs: number;
+  /** Period of the corrective `list()`. */
+  refreshMs: number;
+  /** Longest wait for a connecting registry before the first list. */
+  firstSyncWaitMs?: number;
+  now?: () => number;
+}
+
+/** Create and start a view over `registry`. */
+export function createRegistryView(registry: Registry, opts: RegistryViewOptions): RegistryView {
+  const now = opts.now ?? Date.now;
+  const log = opts.logger;
+  const entries = new Map<string, Entry>();
+  let lastSyncOk = -Infinity;
+  let failing = false;
+  let closed = false;
+  let inflight: Promise<void> | undefined;
+  let logged: ViewState | undefined;
+
+  const deadAfter = (p: PodRecord) => DEAD_AFTER_HEARTBEATS * p.heartbeatMs;
+
+  function state(): ViewState {
+    const t = now();
+    const s: ViewState = !failing && lastSyncOk > -Infinity ? 'fresh' : t - lastSyncOk <= opts.staleMs ? 'stale' : 'unavailable';
+    if (s !== logged) {
+      // Log transitions once; the first `fresh` is the normal start and not worth a line.
+      if (s === 'stale') log.warn({ staleMs: opts.staleMs }, 'registry view: registry failing, serving the last known view');
+      else if (s === 'unavailable') log.error({ staleMs: opts.staleMs, lastSyncAgoMs: Number.isFinite(lastSyncOk) ? t - lastSyncOk : null }, 'registry view: registry unavailable too long, answering 503 registry_unavailable');
+      else if (logged !== undefined) log.info('registry view: registry reachable again, view fresh');
+      logged = s;
+    }
+    return s;
+  }
+
+  // Fresh: live by our clock. Stale: frozen as of the last good sync.
+  function isLive(e: Entry, s: ViewState, t: number): boolean {
+    if (s === 'unavailable') return false;
+    const ref = s === 'fresh' ? t : lastSyncOk;
+    return ref - e.seenAt < deadAfter(e.pod);
+  }
+
+  function onChange(c: RegistryChange): void {
+    if (c.type === 'remove') entries.delete(c.podId);
+    else entries.set(c.pod.podId, { pod: c.pod, seenAt: now() });
+  }
+
+  function refresh(): Promise<void> {
+    if (closed) return Promise.resolve();
+    if (inflight) return inflight;
+    const startedAt = now();
+    inflight = registry.list().then(
+      (pods) => {
+        const t = now();
+        const seen = new Set<string>();
+        for (const pod of pods) {
+          seen.add(pod.podId);
+          entries.set(pod.podId, { pod, seenAt: t });
+        }
+        // An upsert that raced the list (seen after it started) is kept.
+        for (const [id, e] of entries) if (!seen.has(id) && e.seenAt < startedAt) entries.delete(id);
+        lastSyncOk = t;
+        failing = false;
+      },
+      (err: unknown) => {
+        if (!failing) log.debug({ err }, 'registry view: list failed');
+        failing = true;
+      },
+    ).finally(() => {
+      inflight = undefined;
+      state();
+    });
+    return inflight;
+  }
+
+  const unsubscribe = registry.subscribe(onChange);
+  const offStatus = registry.onStatus((s) => {
+    if (s === 'down') {
+      failing = true;
+      state();
+    } else if (s === 'ready') void refresh();
+  });
+  const timer = setInterval(() => void refresh(), opts.refreshMs);
+  timer.unref();
+
+  const firstSync = (async () => {
+    if (registry.status() === 'connecting') {
+      const waitMs = opts.firstSyncWaitMs ?? opts.refreshMs;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, waitMs);
+        const off = registry.onStatus((s) => s !== 'connecting' && done());
+        function done() {
+          clearTimeout(t);
+          off();
+          resolve();
+        }
+      });
+    }
+    await refresh();
+  })();
+
+  return {
+    get(podId) {
+      const e = entries.get(podId);
+      if (!e) return undefined;
+      return isLive(e, state(), now()) ? e.pod : undefined;
+    },
+    live() {
+      const s = state();
+      const t = now();
+      const out: PodRecord[] = [];
+      for (const e of entries.values()) if (isLive(e, s, t)) out.push(e.pod);
+      return out;
+    },
+    state,
+    ready: () => firstSync,
+    close() {
+      closed = true;
+      clearInterval(timer);
+      unsubscribe();
+      offStatus();
+    },
+  };
+}
