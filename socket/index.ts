@@ -12,7 +12,7 @@ import { createAdminApp } from './admin.js';
 import { CloseReason } from './constants.js';
 import { retryAfterMs, runDrain, type DrainResult } from './drain.js';
 import { defaultHandler, loadHandler, normalizeHandler, type MessageHandler } from './handler.js';
-import { createHeartbeat, withTimeout } from './heartbeat.js';
+import { createHeartbeat, withTimeout, type Heartbeat } from './heartbeat.js';
 import { createSocketMetrics } from './metrics.js';
 import * as protocol from './protocol.js';
 import { createSocketServer } from './server.js';
@@ -73,13 +73,13 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   const registry = deps.registry ?? createRegistry(config, logger);
   const state = { draining: false };
   let sessions: Set<Session> = new Set();
-  let registryUp = false;
+  let heartbeat: Heartbeat | undefined;
   // Process metrics only when the node owns its process (CLI); embedded nodes (dev, tests) leave them to the host.
   const metricsRegistry = createMetricsRegistry('socket', ownsRegistry);
   const metrics = createSocketMetrics(metricsRegistry, {
     connections: () => sessions.size,
     draining: () => state.draining,
-    registryUp: () => registryUp,
+    registryUp: () => heartbeat?.healthy ?? false,
   });
 
   const server = createSocketServer({ config, podId, handler, logger, metrics, isDraining: () => state.draining });
@@ -124,12 +124,9 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     updatedAt: Date.now(),
     heartbeatMs: config.heartbeatMs,
   });
-  const heartbeat = createHeartbeat({ registry, intervalMs: config.heartbeatMs, record, logger, metrics });
-  const trackRegistry = (ok: boolean) => {
-    registryUp = ok;
-    return ok;
-  };
-  const beat = () => heartbeat.beat().then(trackRegistry);
+  const hb = createHeartbeat({ registry, intervalMs: config.heartbeatMs, record, logger, metrics });
+  heartbeat = hb;
+  const beat = () => hb.beat();
 
   const notify = (session: Session) => {
     session.send(protocol.reconnect(retryAfterMs()));
@@ -171,7 +168,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     closing ??= (async () => {
       if (!drainPromise) logger.info('stop requested without a prior drain: draining first (bounded by DRAIN_TIMEOUT_MS)');
       await drain();
-      await heartbeat.stop(); // no beat may land after the removal below
+      await hb.stop(); // no beat may land after the removal below
       closeListenSockets();
       for (const session of [...sessions]) notify(session); // left over after a drain timeout
       try {

@@ -133,13 +133,18 @@ export function refusedUpgrade(url: string): Promise<{ status: number; body: Rec
   });
 }
 
-/** Poll `fn` until it returns a truthy value or `ms` passes. */
-export async function waitFor<T>(fn: () => T | Promise<T>, ms = 5000, every = 20): Promise<T> {
+/** Poll `fn` until it returns a truthy value or `ms` passes (a throw counts as not yet, e.g. Redis down). */
+export async function waitFor<T>(fn: () => T | Promise<T>, ms = 5000, every = 20): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
+  let last: unknown;
   for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
     await new Promise((r) => setTimeout(r, every));
   }
 }
