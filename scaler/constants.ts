@@ -1,0 +1,44 @@
+/** Scaler tunables that are not configuration: Lease timings, step bounds, API retry and protocol timeouts. */
+
+/** Lease timings of the issue (the client-go / kube-controller-manager defaults). */
+export const LEASE_DURATION_MS = 15_000;
+/** A leader that could not renew for this long stops acting (must be shorter than the lease duration). */
+export const LEASE_RENEW_DEADLINE_MS = 10_000;
+/** How often a candidate tries to acquire and a leader renews. */
+export const LEASE_RETRY_PERIOD_MS = 2_000;
+
+/** Scale-out step: at most doubling or +4 pods per decision, whichever is more. */
+export const SCALE_OUT_MAX_FACTOR = 2;
+export const SCALE_OUT_MIN_STEP = 4;
+
+/**
+ * A pod that became Ready this recently and has never heartbeated still counts as capacity on the way.
+ * Pods that are Pending or not yet Ready count as on the way however old they are (they are not serving).
+ */
+export const POD_BOOT_GRACE_MS = 60_000;
+
+/** Kubernetes API retries: capped, jittered exponential backoff. */
+export const KUBE_RETRY_BASE_MS = 250;
+export const KUBE_RETRY_MAX_MS = 8_000;
+export const KUBE_RETRY_ATTEMPTS = 6;
+/** Upper bound on a 429 Retry-After the scaler is willing to wait for one request. */
+export const KUBE_RETRY_AFTER_MAX_MS = 30_000;
+/** Concurrent deletion-cost patches (keeps the API server's priority-and-fairness queue short). */
+export const KUBE_PATCH_CONCURRENCY = 4;
+/** Re-list after a pod watch ends with an error, at most this often. */
+export const KUBE_WATCH_RESTART_MS = 1_000;
+
+/** How long the scaler waits for the pod watch to show the patched deletion costs before giving up this scale-in. */
+export const DELETION_COST_CONFIRM_TIMEOUT_MS = 15_000;
+/** How long after a scale-in the scaler keeps looking for the pods Kubernetes removed. */
+export const VICTIM_OBSERVE_TIMEOUT_MS = 60_000;
+
+/** A scaler loop that has not completed a tick for this many intervals (plus the grace) fails /healthz. */
+export const HEALTH_STALL_INTERVALS = 3;
+export const HEALTH_STALL_GRACE_MS = 60_000;
+
+/** Local backend: pause before retrying a socket node that failed to start. */
+export const LOCAL_START_RETRY_MS = 1_000;
+/** Local backend: pod names are `<workload>-<5 chars>` like a Deployment's (the template hash left out). */
+export const LOCAL_POD_SUFFIX_LENGTH = 5;
+export const POD_NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';

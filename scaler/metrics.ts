@@ -1,0 +1,37 @@
+/** Prometheus metrics of the scaler role. */
+import { prom, type MetricsRegistry } from '../src/metrics.js';
+
+/** The scaler's instruments, registered on one role registry. */
+export interface ScalerMetrics {
+  readonly registry: MetricsRegistry;
+  desiredReplicas: prom.Gauge;
+  currentReplicas: prom.Gauge;
+  totalConnections: prom.Gauge;
+  isLeader: prom.Gauge;
+  decisions: prom.Counter<'action' | 'reason'>;
+  holds: prom.Counter<'reason'>;
+  scaleOperations: prom.Counter<'direction'>;
+  apiErrors: prom.Counter<'status' | 'verb' | 'resource'>;
+  victims: prom.Counter<'honored'>;
+  deletionCostPatches: prom.Counter;
+  leaderTransitions: prom.Counter<'event'>;
+}
+
+/** Create the instruments on `registry`. */
+export function createScalerMetrics(registry: MetricsRegistry): ScalerMetrics {
+  const r = [registry];
+  return {
+    registry,
+    desiredReplicas: new prom.Gauge({ name: 'rtc_scaler_desired_replicas', help: 'clamp(ceil(connections / SOCKET_TARGET_CONNECTIONS), min, max) at the last tick', registers: r }),
+    currentReplicas: new prom.Gauge({ name: 'rtc_scaler_current_replicas', help: 'spec.replicas of the socket workload at the last tick', registers: r }),
+    totalConnections: new prom.Gauge({ name: 'rtc_scaler_connections', help: 'connections over live registry entries at the last tick', registers: r }),
+    isLeader: new prom.Gauge({ name: 'rtc_scaler_leader', help: '1 while this replica holds the scaler Lease and acts', registers: r }),
+    decisions: new prom.Counter({ name: 'rtc_scaler_decisions_total', help: 'policy decisions by action and reason (one per tick while leading)', labelNames: ['action', 'reason'], registers: r }),
+    holds: new prom.Counter({ name: 'rtc_scaler_holds_total', help: 'ticks that held the replica count because data was missing or a change was blocked', labelNames: ['reason'], registers: r }),
+    scaleOperations: new prom.Counter({ name: 'rtc_scaler_scale_operations_total', help: 'scale subresource changes made, by direction', labelNames: ['direction'], registers: r }),
+    apiErrors: new prom.Counter({ name: 'rtc_scaler_api_errors_total', help: 'failed Kubernetes API requests by HTTP status (0 = no answer)', labelNames: ['status', 'verb', 'resource'], registers: r }),
+    victims: new prom.Counter({ name: 'rtc_scaler_scale_in_victims_total', help: 'pods removed by a scale-in, honored="true" when the pod was among the least-loaded', labelNames: ['honored'], registers: r }),
+    deletionCostPatches: new prom.Counter({ name: 'rtc_scaler_deletion_cost_patches_total', help: 'pod-deletion-cost annotation writes', registers: r }),
+    leaderTransitions: new prom.Counter({ name: 'rtc_scaler_leader_transitions_total', help: 'Lease acquired / lost by this replica', labelNames: ['event'], registers: r }),
+  };
+}
