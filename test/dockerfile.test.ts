@@ -97,6 +97,8 @@ for (const ins of dockerfile) {
   } else if (stages.length > 0) stages.at(-1)!.body.push(ins);
 }
 const buildStage = stages[0]!;
+/** The last instruction `op` of a stage (the one Docker uses). */
+const lastOf = (stage: (typeof stages)[number], op: string) => [...stage.body].reverse().find((i) => i.op === op);
 const finalStage = stages.at(-1)!;
 const execForm = (ins: Instruction | undefined): string[] => {
   assert.ok(ins, 'instruction missing');
@@ -193,9 +195,9 @@ describe('Dockerfile', () => {
     test('ENTRYPOINT runs the package bin and CMD / the chart roles are roles the CLI knows', () => {
       const app = path.join(work, 'app');
       const pkg = JSON.parse(fs.readFileSync(path.join(app, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-      const entry = execForm(finalStage.body.findLast((i) => i.op === 'ENTRYPOINT'));
-      const cmd = execForm(finalStage.body.findLast((i) => i.op === 'CMD'));
-      const workdir = finalStage.body.findLast((i) => i.op === 'WORKDIR')!.args;
+      const entry = execForm(lastOf(finalStage, 'ENTRYPOINT'));
+      const cmd = execForm(lastOf(finalStage, 'CMD'));
+      const workdir = lastOf(finalStage, 'WORKDIR')!.args;
       assert.equal(workdir, '/app');
       assert.deepEqual(entry, ['node', pkg.bin['rtc-edge']]);
       const help = spawnSync(entry[0]!, [...entry.slice(1), '--help'], { cwd: app, encoding: 'utf8' });
@@ -211,7 +213,7 @@ describe('Dockerfile', () => {
 
     test('as PID 1 (new PID namespace) the entrypoint turns SIGTERM into a graceful stop; a handler-less PID 1 would ignore it', async () => {
       const app = path.join(work, 'app');
-      const entry = execForm(finalStage.body.findLast((i) => i.op === 'ENTRYPOINT'));
+      const entry = execForm(lastOf(finalStage, 'ENTRYPOINT'));
       const env = { ...process.env, SOCKET_PORT: '0', ADMIN_PORT: '0', POD_NAME: 'pid1-check', POD_IP: '127.0.0.1', REDIS_URL: '', LOG_LEVEL: 'info', DRAIN_TIMEOUT_MS: '2000', DRAIN_WINDOW_MS: '0' };
 
       /** Start argv as PID 1 of a new PID namespace; returns the process, its host pid and its output. */

@@ -5,10 +5,10 @@ test/helm.test.ts fails when a rule is missing or unused.
 {{- define "rtc-edge.scalerRules" -}}
 {{- $socket := include "rtc-edge.socketName" . -}}
 {{- $lease := include "rtc-edge.leaseName" . -}}
-# Socket pods: read and watch them, write the pod-deletion-cost annotation just before a scale-in.
+# Socket pods: list and watch them, write the pod-deletion-cost annotation just before a scale-in.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # The socket Deployment (its selector and status) and its scale subresource.
 - apiGroups: ["apps"]
   resources: ["deployments"]
