@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -671,6 +672,37 @@ describe('helm chart helm/rtc-edge', () => {
     const ok = render([], ['config.DRAIN_TIMEOUT_MS=600000', 'socket.terminationGracePeriodSeconds=630', 'config.SOCKET_IDLE_TIMEOUT_S=0']);
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(one(ok.objects, 'ConfigMap', 'config').data.DRAIN_TIMEOUT_MS, '600000');
+  });
+
+  test('NOTES.txt: how to reach the gateway (per Service type / Ingress) and how to watch scaling', () => {
+    // helm template does not print NOTES.txt; render it through `tpl` in a throw-away copy of the chart.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rtc-edge-notes-'));
+    try {
+      const chart = path.join(tmp, 'rtc-edge');
+      fs.cpSync(CHART, chart, { recursive: true });
+      fs.copyFileSync(path.join(chart, 'templates/NOTES.txt'), path.join(chart, 'notes-preview.txt'));
+      fs.writeFileSync(path.join(chart, 'templates/zz-notes-preview.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-preview\ndata:\n  notes: {{ tpl (.Files.Get "notes-preview.txt") . | toJson }}\n');
+      const notes = (variant: string) => {
+        const files = VARIANTS.find((v) => v.name === variant)!.files;
+        const r = helm(['template', RELEASE, chart, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, '--show-only', 'templates/zz-notes-preview.yaml', ...files.flatMap((f) => ['-f', f])]);
+        assert.equal(r.status, 0, r.stderr);
+        return (parseDocument(r.stdout).toJS() as { data: { notes: string } }).data.notes;
+      };
+      const def = notes('default values');
+      assert.match(def, /kubectl port-forward -n rtc service\/rtc-edge-gateway 8080:80/);
+      assert.match(def, /curl -s http:\/\/127\.0\.0\.1:8080\/ws\/assign/);
+      assert.match(def, /kubectl get deployment socket -n rtc --watch/);
+      assert.match(def, /app\.kubernetes\.io\/component=scaler -f .*\n.*Scaling Deployment\|Successfully scaled/);
+      assert.match(def, /controller\.kubernetes\.io\/pod-deletion-cost/);
+      assert.match(def, /helm test rtc-edge -n rtc --logs/);
+      assert.match(notes('ci/ingress-values.yaml'), /curl -s https:\/\/rtc\.example\.com\/ws\/assign/);
+      assert.match(notes('ci/existing-secret-values.yaml'), /kubectl get service rtc-edge-gateway -n rtc --watch/);
+      assert.match(notes('ci/dns-resolver-values.yaml'), /endpoint_pod_names/);
+      assert.match(notes('ci/endpointslices-values.yaml'), /kubectl get deployment rtc-socket -n rtc --watch/);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   test('every value is documented in values.yaml and in the README values table, and nothing else is', () => {
