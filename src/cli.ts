@@ -26,7 +26,9 @@ Options:
 const ROLES = ['gateway', 'socket', 'scaler', 'dev', 'status'] as const;
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  let parsed;
+  try {
+    parsed = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
@@ -38,6 +40,11 @@ async function main(argv: string[]): Promise<number> {
       interval: { type: 'string' },
     },
   });
+  } catch (err) {
+    process.stderr.write(`rtc-edge: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   if (values.version) {
     const { createRequire } = await import('node:module');
     const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };

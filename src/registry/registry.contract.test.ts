@@ -1,0 +1,153 @@
+/** One contract, every backend: memory and a real redis-server on a random port. */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startRedis, type RedisServer } from '../../test/support/redis.js';
+import { createMemoryRegistry } from './memory.js';
+import { createRedisRegistry } from './redis.js';
+import { EVENT_LOG_LENGTH, type PodRecord, type Registry, type RegistryChange } from './registry.js';
+
+const HB = 100; // dead after 300 ms
+
+function pod(podId: string, extra: Partial<PodRecord> = {}): PodRecord {
+  const now = Date.now();
+  return { podId, ip: '127.0.0.1', port: 8080, adminPort: 9090, connections: 0, draining: false, startedAt: now, updatedAt: now, heartbeatMs: HB, ...extra };
+}
+
+async function waitFor<T>(fn: () => T | undefined, timeoutMs = 2000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await sleep(5);
+  }
+}
+
+interface Backend {
+  name: string;
+  /** A writer and an independent reader of the same registry. */
+  pair(): Promise<{ writer: Registry; reader: Registry }>;
+  teardown(): Promise<void>;
+}
+
+let redis: RedisServer;
+let prefixSeq = 0;
+const opened: Registry[] = [];
+
+const backends: Backend[] = [
+  {
+    name: 'memory',
+    async pair() {
+      const r = createMemoryRegistry();
+      opened.push(r);
+      return { writer: r, reader: r };
+    },
+    async teardown() {},
+  },
+  {
+    name: 'redis',
+    async pair() {
+      const prefix = `t${++prefixSeq}:`;
+      const writer = createRedisRegistry({ url: redis.url, prefix });
+      const reader = createRedisRegistry({ url: redis.url, prefix });
+      opened.push(writer, reader);
+      await waitFor(() => (writer.status() === 'ready' && reader.status() === 'ready' ? true : undefined));
+      await sleep(50); // subscriber connection settles
+      return { writer, reader };
+    },
+    async teardown() {},
+  },
+];
+
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await Promise.all(opened.map((r) => r.close()));
+  await redis.stop();
+});
+
+for (const backend of backends) {
+  describe(`registry contract: ${backend.name}`, () => {
+    test('a heartbeat is visible to readers with every field', async () => {
+      const { writer, reader } = await backend.pair();
+      const p = pod('socket-a1', { connections: 42, port: 8081, adminPort: 9091 });
+      await writer.heartbeat(p);
+      assert.deepEqual(await reader.get('socket-a1'), p);
+      assert.deepEqual(await reader.list(), [p]);
+      assert.equal(await reader.get('socket-zz'), undefined);
+    });
+
+    test('an entry that missed 3 heartbeats is dead to every reader, even if the writer crashed', async () => {
+      const { writer, reader } = await backend.pair();
+      await writer.heartbeat(pod('socket-b1'));
+      await sleep(HB * 1.5);
+      assert.ok(await reader.get('socket-b1'), 'still live after 1.5 heartbeats');
+      await sleep(HB * 3);
+      assert.equal(await reader.get('socket-b1'), undefined);
+      assert.deepEqual(await reader.list(), []);
+    });
+
+    test('a refreshed entry stays live', async () => {
+      const { writer, reader } = await backend.pair();
+      for (let i = 0; i < 6; i++) {
+        await writer.heartbeat(pod('socket-c1', { connections: i }));
+        await sleep(HB);
+      }
+      assert.equal((await reader.get('socket-c1'))?.connections, 5);
+    });
+
+    test('new, draining and removed pods are announced to subscribers', async () => {
+      const { writer, reader } = await backend.pair();
+      const seen: RegistryChange[] = [];
+      const unsubscribe = reader.subscribe((c) => seen.push(c));
+      await writer.heartbeat(pod('socket-d1'));
+      await writer.heartbeat(pod('socket-d1', { draining: true }));
+      await writer.remove('socket-d1');
+      await waitFor(() => (seen.length >= 3 ? true : undefined));
+      unsubscribe();
+      assert.deepEqual(
+        seen.map((c) => (c.type === 'upsert' ? `upsert:${c.pod.podId}:${c.pod.draining}` : `remove:${c.podId}`)),
+        ['upsert:socket-d1:false', 'upsert:socket-d1:true', 'remove:socket-d1'],
+      );
+      await writer.heartbeat(pod('socket-d2'));
+      await sleep(100);
+      assert.equal(seen.length, 3, 'no delivery after unsubscribe');
+    });
+
+    test('remove drops the entry at once', async () => {
+      const { writer, reader } = await backend.pair();
+      await writer.heartbeat(pod('socket-e1'));
+      await writer.heartbeat(pod('socket-e2'));
+      await writer.remove('socket-e1');
+      assert.deepEqual((await reader.list()).map((p) => p.podId), ['socket-e2']);
+    });
+
+    test('scaler decision round-trips and is null until reported', async () => {
+      const { writer, reader } = await backend.pair();
+      assert.equal(await reader.getScalerDecision(), null);
+      const d = { desiredReplicas: 3, currentReplicas: 2, reason: 'scale-out', at: Date.now(), deletionCosts: { 'socket-f1': 7 } };
+      await writer.setScalerDecision(d);
+      assert.deepEqual(await reader.getScalerDecision(), d);
+    });
+
+    test('the event log is newest first and capped', async () => {
+      const { writer, reader } = await backend.pair();
+      for (let i = 0; i < EVENT_LOG_LENGTH + 5; i++) await writer.pushEvent({ at: i, kind: 'info', message: `e${i}` });
+      const recent = await reader.recentEvents(3);
+      assert.deepEqual(recent.map((e) => e.message), [`e${EVENT_LOG_LENGTH + 4}`, `e${EVENT_LOG_LENGTH + 3}`, `e${EVENT_LOG_LENGTH + 2}`]);
+      assert.equal((await reader.recentEvents(10_000)).length, EVENT_LOG_LENGTH);
+    });
+
+    test('status is ready and closing is reported', async () => {
+      const { writer } = await backend.pair();
+      assert.equal(writer.status(), 'ready');
+      const states: string[] = [];
+      writer.onStatus((s) => states.push(s));
+      await writer.close();
+      assert.equal(writer.status(), 'closed');
+      assert.deepEqual(states, ['closed']);
+    });
+  });
+}
