@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CONNECT_PREFIX, CONNECT_SUFFIX } from '../src/constants.js';
 import { edgeError } from '../src/errors.js';
 import { METRICS_CONTENT_TYPE } from '../src/metrics.js';
-import type { PodRecord } from '../src/registry/registry.js';
+import type { PodRecord, ScalerDecision } from '../src/registry/registry.js';
 import { API_EVENTS_LIMIT } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { Answer, sendError, sendJson } from './respond.js';
@@ -14,9 +14,9 @@ import { Resolved } from './resolvers/resolver.js';
 const READ_METHODS = new Set(['GET', 'HEAD']);
 const REGISTRY_FAILED = edgeError('EDGE_ERR_REGISTRY_UNAVAILABLE', 'the pod registry did not answer');
 
-/** The `/api/pods` item of DESIGN.md. */
-function podJson(p: PodRecord) {
-  return { podId: p.podId, ip: p.ip, port: p.port, connections: p.connections, draining: p.draining, updatedAt: p.updatedAt };
+/** The `/api/pods` item of DESIGN.md, plus `startedAt` and the deletion cost the scaler last wrote (null when none) for the status page. */
+function podJson(p: PodRecord, costs: Record<string, number> | undefined) {
+  return { podId: p.podId, ip: p.ip, port: p.port, connections: p.connections, draining: p.draining, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null };
 }
 
 /** Handle one plain (non-upgrade) request. Never throws: failures become JSON errors. */
@@ -79,15 +79,23 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
     }
     case 'api_pods': {
       let pods: PodRecord[];
-      let desired: number | null;
+      let decision: ScalerDecision | null;
       try {
-        const [list, decision] = await Promise.all([ctx.registry.list(), ctx.registry.getScalerDecision()]);
+        let list: PodRecord[];
+        [list, decision] = await Promise.all([ctx.registry.list(), ctx.registry.getScalerDecision()]);
         pods = list.sort((a, b) => (a.podId < b.podId ? -1 : a.podId > b.podId ? 1 : 0));
-        desired = decision ? decision.desiredReplicas : null;
       } catch {
         return fail(REGISTRY_FAILED);
       }
-      sendJson(res, 200, { pods: pods.map(podJson), desiredReplicas: desired, totalConnections: pods.reduce((n, p) => n + p.connections, 0) });
+      sendJson(res, 200, {
+        pods: pods.map((p) => podJson(p, decision?.deletionCosts)),
+        desiredReplicas: decision ? decision.desiredReplicas : null,
+        totalConnections: pods.reduce((n, p) => n + p.connections, 0),
+        // Beyond DESIGN.md, for the status page and `rtc-edge status`: the scaler's view of the workload.
+        currentReplicas: decision ? decision.currentReplicas : null,
+        reason: decision ? decision.reason : null,
+        decidedAt: decision ? decision.at : null,
+      });
       return 200;
     }
     case 'api_events': {
