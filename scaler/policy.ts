@@ -182,5 +182,8 @@ export function decide(input: PolicyInput, cfg: PolicyConfig, prev: PolicyState)
   } else {
     lowSince = undefined;
   }
+  if (current >= cfg.maxReplicas && Math.ceil(input.totalConnections / cfg.targetConnections) > cfg.maxReplicas) {
+    return out('steady', 'at-max', desired, current, `at SOCKET_MAX_REPLICAS=${cfg.maxReplicas}: ${input.totalConnections} connections would need more pods`, prevState());
+  }
   return out('steady', 'steady', desired, current, `steady at ${current} replicas (${input.totalConnections} connections)`, prevState());
 }

@@ -1,0 +1,118 @@
+/** The ReplicaSet scale-down ranking and the deletion-cost helpers. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compareForDeletion, parseDeletionCost, podsToDelete, rankForDeletion, type RankablePod } from '../scaler/ranking.js';
+import { changedCosts, costsFor, deletionCostFor, leastLoadedThreshold, observeVictims } from '../scaler/deletion-cost.js';
+import type { WorkloadPod } from '../scaler/workload.js';
+
+const NOW = Date.parse('2026-01-01T12:00:00Z');
+const HOUR = 3_600_000;
+
+function pod(name: string, p: Partial<RankablePod> = {}): RankablePod {
+  return { name, uid: name, assigned: true, phase: 'Running', ready: true, readySince: NOW - HOUR, deletionCost: 0, restarts: 0, createdAt: NOW - HOUR, ...p };
+}
+
+const first = (pods: RankablePod[], opts = { now: NOW }) => rankForDeletion(pods, opts)[0]!.name;
+
+test('ranking: each rule of ActivePodsWithRanks, in order', () => {
+  const rows: Array<[string, RankablePod[], string]> = [
+    ['unassigned before assigned', [pod('a'), pod('b', { assigned: false, phase: 'Pending', ready: false })], 'b'],
+    ['unassigned wins over a lower cost', [pod('a', { deletionCost: -100 }), pod('b', { assigned: false, deletionCost: 100 })], 'b'],
+    ['pending before running', [pod('a'), pod('b', { phase: 'Pending', ready: false })], 'b'],
+    ['unknown before running', [pod('a'), pod('b', { phase: 'Unknown' })], 'b'],
+    ['pending before unknown', [pod('a', { phase: 'Unknown' }), pod('b', { phase: 'Pending' })], 'b'],
+    ['not ready before ready, whatever the cost', [pod('a', { deletionCost: 0 }), pod('b', { ready: false, deletionCost: 9999 })], 'b'],
+    ['lower deletion cost first', [pod('a', { deletionCost: 500 }), pod('b', { deletionCost: 50 }), pod('c', { deletionCost: 100 })], 'b'],
+    ['negative cost below zero', [pod('a', { deletionCost: 0 }), pod('b', { deletionCost: -1 })], 'b'],
+    ['same cost: more co-located first', [pod('a', { colocated: 1 }), pod('b', { colocated: 3 })], 'b'],
+    ['same cost: ready more recently first', [pod('a', { readySince: NOW - 10 * HOUR }), pod('b', { readySince: NOW - 60_000 })], 'b'],
+    ['same readiness: more restarts first', [pod('a', { restarts: 0 }), pod('b', { restarts: 4 })], 'b'],
+    ['then newer first', [pod('a', { createdAt: NOW - 10 * HOUR }), pod('b', { createdAt: NOW - 60_000 })], 'b'],
+  ];
+  for (const [name, pods, want] of rows) {
+    assert.equal(first(pods), want, name);
+    assert.equal(first([...pods].reverse()), want, `${name} (reversed input)`);
+  }
+});
+
+test('ranking: LogarithmicScaleDown compares ready times in log2 buckets, ties by UID', () => {
+  // 100 s and 101 s ago fall in the same log2(ns) bucket: the UID decides, not the exact time.
+  const a = pod('a', { uid: 'uid-b', readySince: NOW - 100_000 });
+  const b = pod('b', { uid: 'uid-a', readySince: NOW - 101_000 });
+  assert.ok(compareForDeletion(b, a, { now: NOW }) < 0, 'smaller UID removed first within a bucket');
+  // Without the feature the later ready time is removed first.
+  assert.ok(compareForDeletion(a, b, { now: NOW, logarithmic: false }) < 0);
+  // A zero ready time sorts first.
+  assert.equal(first([pod('a'), pod('b', { readySince: 0 })]), 'b');
+});
+
+test('parseDeletionCost reads an int32 like Kubernetes, anything else is 0', () => {
+  const rows: Array<[string | undefined, number]> = [
+    [undefined, 0],
+    ['0', 0],
+    ['50', 50],
+    ['-7', -7],
+    [' 12 ', 12],
+    ['2147483647', 2147483647],
+    ['2147483648', 0],
+    ['-2147483649', 0],
+    ['1.5', 0],
+    ['abc', 0],
+    ['', 0],
+  ];
+  for (const [raw, want] of rows) assert.equal(parseDeletionCost(raw), want, String(raw));
+});
+
+test('podsToDelete takes the first n of the ranking, all of them when n covers every pod', () => {
+  const pods = [pod('a', { deletionCost: 30 }), pod('b', { deletionCost: 10 }), pod('c', { deletionCost: 20 })];
+  assert.deepEqual(podsToDelete(pods, 2, { now: NOW }).map((p) => p.name), ['b', 'c']);
+  assert.deepEqual(podsToDelete(pods, 3, { now: NOW }).map((p) => p.name).sort(), ['a', 'b', 'c']);
+  assert.deepEqual(podsToDelete(pods, 0, { now: NOW }), []);
+});
+
+function wpod(name: string, p: Partial<WorkloadPod> = {}): WorkloadPod {
+  return { ...pod(name), uid: name, terminating: false, annotatedCost: undefined, owner: 'rs-1', ...p };
+}
+
+test('deletionCostFor clamps to int32 and never goes negative', () => {
+  assert.equal(deletionCostFor(0), 0);
+  assert.equal(deletionCostFor(42), 42);
+  assert.equal(deletionCostFor(3.9), 3);
+  assert.equal(deletionCostFor(-5), 0);
+  assert.equal(deletionCostFor(5e12), 2147483647);
+  assert.equal(deletionCostFor(Number.NaN), 0);
+});
+
+test('costsFor: live connections, 0 without a live entry, terminating pods left out', () => {
+  const pods = [wpod('a'), wpod('b'), wpod('c', { terminating: true })];
+  const costs = costsFor(pods, new Map([['a', 120], ['c', 9]]));
+  assert.deepEqual(Object.fromEntries(costs), { a: 120, b: 0 });
+});
+
+test('changedCosts writes only pods whose annotation differs', () => {
+  const pods = [wpod('a', { annotatedCost: 120 }), wpod('b', { annotatedCost: 5 }), wpod('c'), wpod('d', { terminating: true })];
+  const costs = new Map([['a', 120], ['b', 0], ['c', 0], ['d', 3]]);
+  assert.deepEqual(Object.fromEntries(changedCosts(pods, costs)), { b: 0, c: 0 });
+});
+
+test('leastLoadedThreshold: the k-th lowest cost (ties count as least-loaded)', () => {
+  const costs = new Map([['a', 50], ['b', 500], ['c', 100], ['d', 50]]);
+  assert.equal(leastLoadedThreshold(costs, 1), 50);
+  assert.equal(leastLoadedThreshold(costs, 2), 50);
+  assert.equal(leastLoadedThreshold(costs, 3), 100);
+  assert.equal(leastLoadedThreshold(new Map(), 1), -1);
+});
+
+test('observeVictims: removed pods judged against the least-loaded threshold; waits, then times out', () => {
+  const costs = new Map([['a', 50], ['b', 500], ['c', 100]]);
+  const pending = { from: 3, to: 2, before: new Set(costs.keys()), costs, threshold: 50, deadline: 1000 };
+  const all = [wpod('a'), wpod('b'), wpod('c')];
+  assert.deepEqual(observeVictims(pending, all, 0), { victims: [], done: false, timedOut: false });
+  const good = observeVictims(pending, [wpod('a', { terminating: true }), wpod('b'), wpod('c')], 10);
+  assert.deepEqual(good, { victims: [{ name: 'a', cost: 50, honored: true }], done: true, timedOut: false });
+  const bad = observeVictims(pending, [wpod('a'), wpod('c')], 10);
+  assert.deepEqual(bad.victims, [{ name: 'b', cost: 500, honored: false }]);
+  const late = observeVictims(pending, all, 1000);
+  assert.equal(late.done, true);
+  assert.equal(late.timedOut, true);
+});
