@@ -28,6 +28,7 @@ import { parseRedisUrl } from '../src/registry/redis-url.js';
 import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry } from '../src/registry/index.js';
 import { parseApiPath, rbacVerbsUsed, startFakeKubernetes, type ApiPermission, type RecordedRequest } from './support/fake-k8s.js';
+import { runRecordedScalerSession } from './support/scaler-session.js';
 import { start as startScaler } from '../scaler/index.js';
 import { createResolver, isUpstream } from '../gateway/resolvers/index.js';
 
@@ -310,6 +311,8 @@ async function gatewayRbacUsage(objs: Obj[]): Promise<{ used: ApiPermission[]; r
 
 const rendered = new Map<string, Obj[]>();
 let scalerUse: { used: ApiPermission[]; requests: RecordedRequest[] } = { used: [], requests: [] };
+/** The scaler engineer's recorded session (the one the scaler's own tests run). */
+let scalerSession: ApiPermission[] = [];
 let gatewayUse: { used: ApiPermission[]; requests: RecordedRequest[] } = { used: [], requests: [] };
 
 describe('helm chart helm/rtc-edge', () => {
@@ -322,6 +325,7 @@ describe('helm chart helm/rtc-edge', () => {
       rendered.set(variant.name, r.objects);
     }
     scalerUse = await scalerRbacUsage(rendered.get('default values')!);
+    scalerSession = (await runRecordedScalerSession()).verbs;
     gatewayUse = await gatewayRbacUsage(rendered.get('ci/endpointslices-values.yaml')!);
   });
 
@@ -482,8 +486,10 @@ describe('helm chart helm/rtc-edge', () => {
       assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
       assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: NAMESPACE }]);
       const granted = ruleTriples(role);
-      const used = new Set(scalerUse.used.map(useKey));
-      assert.deepEqual([...granted.keys()].sort(), [...used].sort(), `${name}: Role rules ≠ the scaler's calls`);
+      // Both ways, against two recordings: the scaler's own test session (test/support/scaler-session.ts) and a
+      // session driven here with the chart's rendered scaler environment (two replicas, out, in, hand-over).
+      assert.deepEqual([...granted.keys()].sort(), scalerSession.map(useKey).sort(), `${name}: Role rules ≠ the calls of the scaler's recorded session`);
+      assert.deepEqual([...granted.keys()].sort(), scalerUse.used.map(useKey).sort(), `${name}: Role rules ≠ the calls of the scaler run with the chart's environment`);
       // Where a rule pins resourceNames, every recorded call of that kind used one of those names.
       const cm = one(objs, 'ConfigMap', 'config');
       const expectName: Record<string, string> = { 'apps|deployments': cm.data.SOCKET_WORKLOAD_NAME, 'apps|deployments/scale': cm.data.SOCKET_WORKLOAD_NAME, 'coordination.k8s.io|leases': cm.data.SCALER_LEASE_NAME };
