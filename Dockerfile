@@ -27,8 +27,9 @@ WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# The `node` user of the official image (uid/gid 1000); the chart's podSecurityContext uses the same ids.
-USER node
+# The `node` user of the official image, numerically (uid/gid 1000): a numeric USER lets Kubernetes'
+# runAsNonRoot verify it without a runAsUser; the chart's podSecurityContext uses the same ids.
+USER 1000:1000
 EXPOSE 8080 9090
 # Exec form, node as PID 1: no shell in between that would swallow SIGTERM. The CLI installs SIGTERM and
 # SIGINT handlers (PID 1 gets no default signal actions, so without them SIGTERM would be ignored) that

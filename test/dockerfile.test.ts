@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
+import { parseDocument } from 'yaml';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CHART_ROLES = ['gateway', 'socket', 'scaler'];
@@ -108,12 +109,18 @@ const execForm = (ins: Instruction | undefined): string[] => {
 };
 
 describe('Dockerfile', () => {
-  test('multi-stage on node:20-bookworm-slim (glibc for uWebSockets.js), final stage runs as the non-root node user', () => {
+  test('multi-stage on node:20-bookworm-slim (glibc for uWebSockets.js), final stage runs as the non-root node user (uid 1000) like the chart', () => {
     assert.ok(stages.length >= 2, 'expected a build stage and a runtime stage');
     for (const s of stages) assert.equal(s.base, 'node:20-bookworm-slim');
     assert.equal(buildStage.name, 'build');
     const users = finalStage.body.filter((i) => i.op === 'USER').map((i) => i.args);
-    assert.deepEqual(users, ['node']);
+    assert.equal(users.length, 1);
+    const m = /^([1-9]\d*):([1-9]\d*)$/.exec(users[0]!);
+    assert.ok(m, `USER ${users[0]}: numeric non-root uid:gid, so that runAsNonRoot can verify it`);
+    // The chart runs the same ids.
+    const values = parseDocument(fs.readFileSync(path.join(ROOT, 'helm/rtc-edge/values.yaml'), 'utf8')).toJS() as { podSecurityContext: { runAsUser: number; runAsGroup: number; runAsNonRoot: boolean } };
+    assert.deepEqual([values.podSecurityContext.runAsUser, values.podSecurityContext.runAsGroup], [Number(m[1]), Number(m[2])]);
+    assert.equal(values.podSecurityContext.runAsNonRoot, true);
     // The runtime stage only copies from the build stage: no sources, no devDependencies, no compiler.
     for (const c of finalStage.body.filter((i) => i.op === 'COPY').map(parseCopy)) assert.equal(c.from, 'build', `line ${c.line}`);
     assert.ok(!finalStage.body.some((i) => i.op === 'RUN'), 'the runtime stage installs nothing');
