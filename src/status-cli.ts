@@ -105,7 +105,9 @@ async function getJson(url: string, signal: AbortSignal | undefined): Promise<un
     text = await res.text();
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(ac.signal.aborted && ac.signal.reason instanceof Error ? ac.signal.reason.message : cause?.code ?? cause?.message ?? (e as Error).message);
+    if (ac.signal.aborted && ac.signal.reason instanceof Error) throw new Error(ac.signal.reason.message);
+    // undici hides the socket error in `cause`: "connect ECONNREFUSED 127.0.0.1:8080" says more than "fetch failed".
+    throw new Error(cause?.message ? `${cause.message}${cause.code && !cause.message.includes(cause.code) ? ` (${cause.code})` : ''}` : (e as Error).message);
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);

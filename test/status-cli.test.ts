@@ -1,0 +1,150 @@
+/** `rtc-edge status` against a real gateway whose memory registry holds heartbeats, a scaler decision and events. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { createMemoryRegistry } from '../src/registry/index.js';
+import type { Registry } from '../src/registry/registry.js';
+import { renderStatus, runStatus } from '../src/status-cli.js';
+import { start as startGateway } from '../gateway/index.js';
+
+const HEARTBEAT_MS = 60_000; // records stay live for the whole test without re-beating
+
+async function gatewayWith(registry: Registry) {
+  const config = loadConfig({ GATEWAY_PORT: '0', HEARTBEAT_MS: String(HEARTBEAT_MS), LOG_LEVEL: 'silent' }, 'gateway');
+  const gw = await startGateway(config, { logger: createLogger('silent'), registry, host: '127.0.0.1' });
+  return { gw, url: `http://127.0.0.1:${gw.port}` };
+}
+
+async function seed(registry: Registry, t: number): Promise<void> {
+  const pod = (podId: string, port: number, connections: number, draining: boolean, age: number) =>
+    registry.heartbeat({ podId, ip: '127.0.0.1', port, adminPort: port + 1, connections, draining, startedAt: t - age, updatedAt: t, heartbeatMs: HEARTBEAT_MS });
+  await pod('socket-bbbbb', 41000, 7, false, 65_000);
+  await pod('socket-aaaaa', 42000, 31, false, 5_000);
+  await pod('socket-ccccc', 43000, 2, true, 3_700_000);
+  await registry.setScalerDecision({ desiredReplicas: 2, currentReplicas: 3, reason: 'scale in 3 → 2: 40 connections need 2 pods', at: t, deletionCosts: { 'socket-aaaaa': 31, 'socket-bbbbb': 7, 'socket-ccccc': 2 } });
+  await registry.pushEvent({ at: t - 2000, kind: 'scale-out', message: 'scale out 2 → 3: 60 connections need 3 pods at 20 per pod' });
+  await registry.pushEvent({ at: t - 1000, kind: 'drain-start', message: 'draining 2 connections over 1000 ms', podId: 'socket-ccccc' });
+}
+
+function capture(): { stream: PassThrough; text: () => string } {
+  const stream = new PassThrough();
+  let buf = '';
+  stream.on('data', (d: Buffer) => (buf += d.toString()));
+  return { stream, text: () => buf };
+}
+
+test('status prints the pods (busiest first, address, state, deletion cost, age), replicas and the last events', async () => {
+  const registry = createMemoryRegistry();
+  const { gw, url } = await gatewayWith(registry);
+  try {
+    await seed(registry, Date.now());
+    const out = capture();
+    const err = capture();
+    const code = await runStatus({ url, watch: false, intervalMs: 1000, out: out.stream, err: err.stream });
+    assert.equal(code, 0, err.text());
+    const lines = out.text().split('\n');
+    assert.match(lines[0]!, new RegExp(`^rtc-edge status · ${url} · `));
+    assert.equal(lines[1], 'pods 3 live (1 draining) · desired 2 · workload 3 · connections 40 · scale in 3 → 2: 40 connections need 2 pods');
+    const header = lines.findIndex((l) => l.startsWith('POD'));
+    assert.match(lines[header]!, /^POD\s+ADDRESS\s+CONNS\s+STATE\s+DEL-COST\s+AGE$/);
+    const rows = lines.slice(header + 1, header + 4).map((l) => l.split(/\s+/));
+    assert.deepEqual(rows.map((r) => r.slice(0, 5)), [
+      ['socket-aaaaa', '127.0.0.1:42000', '31', 'serving', '31'],
+      ['socket-bbbbb', '127.0.0.1:41000', '7', 'serving', '7'],
+      ['socket-ccccc', '127.0.0.1:43000', '2', 'draining', '2'],
+    ]);
+    assert.match(rows[0]![5]!, /^[5-9]s$/);
+    assert.match(rows[1]![5]!, /^1m0[5-9]s$/);
+    assert.match(rows[2]![5]!, /^1h01m$/);
+    const events = lines.slice(lines.findIndex((l) => l.startsWith('last 2 events')) + 1).filter(Boolean);
+    assert.equal(events.length, 2);
+    assert.match(events[0]!, /^\d\d:\d\d:\d\d {2}drain-start {3}draining 2 connections over 1000 ms \(socket-ccccc\)$/);
+    assert.match(events[1]!, /scale-out +scale out 2 → 3/);
+  } finally {
+    await gw.close();
+    await registry.close();
+  }
+});
+
+test('status with an empty registry says so; an unreachable gateway exits 1, a bad URL or interval exits 2', async () => {
+  const registry = createMemoryRegistry();
+  const { gw, url } = await gatewayWith(registry);
+  const out = capture();
+  const err = capture();
+  try {
+    assert.equal(await runStatus({ url, watch: false, intervalMs: 1000, out: out.stream, err: err.stream }), 0);
+    assert.match(out.text(), /pods 0 live \(0 draining\) · desired n\/a \(no scaler has reported\) · connections 0/);
+    assert.match(out.text(), /no live socket pods/);
+    assert.match(out.text(), /last 0 events: none yet/);
+  } finally {
+    await gw.close();
+    await registry.close();
+  }
+  // A port nothing listens on (a fresh origin, so no pooled keep-alive socket is reused).
+  const closed = http.createServer();
+  closed.listen(0, '127.0.0.1');
+  await once(closed, 'listening');
+  const deadUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((r) => closed.close(r));
+  assert.equal(await runStatus({ url: deadUrl, watch: false, intervalMs: 1000, out: out.stream, err: err.stream }), 1);
+  assert.match(err.text(), new RegExp(`cannot read ${deadUrl}: connect ECONNREFUSED`));
+  assert.equal(await runStatus({ url: 'ftp://x', watch: false, intervalMs: 1000, out: out.stream, err: err.stream }), 2);
+  assert.equal(await runStatus({ url, watch: true, intervalMs: 5, out: out.stream, err: err.stream }), 2);
+  assert.match(err.text(), /--interval must be/);
+});
+
+test('status against something that is not a gateway names the problem', async () => {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/api/pods') res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>');
+    else res.writeHead(500).end('boom');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const err = capture();
+  try {
+    assert.equal(await runStatus({ url, watch: false, intervalMs: 1000, out: new PassThrough(), err: err.stream }), 1);
+    assert.match(err.text(), /did not answer JSON \(is this an rtc-edge gateway\?\)/);
+  } finally {
+    server.close();
+  }
+});
+
+test('renderStatus is pure: IPv6 addresses are bracketed and missing optional fields render as "-"', () => {
+  const text = renderStatus('http://gw', { pods: [{ podId: 'p', ip: 'fd00::1', port: 8080, connections: 1, draining: false }], desiredReplicas: 3 }, null, 0);
+  assert.match(text, /\np\s+\[fd00::1\]:8080\s+1\s+serving\s+-\s+-\n/);
+  assert.match(text, /events: unavailable/);
+});
+
+test('the CLI (`rtc-edge status --watch`) redraws until SIGINT and exits 0', async () => {
+  const registry = createMemoryRegistry();
+  const { gw, url } = await gatewayWith(registry);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'status', '--url', url, '--watch', '--interval', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const frames = () => out.split('rtc-edge status · ').length - 1;
+  try {
+    await seed(registry, Date.now());
+    const deadline = Date.now() + 20_000;
+    while (frames() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(frames() >= 2, `expected two frames, got:\n${out}`);
+    // A pod that appears between frames shows up in a later frame.
+    await registry.heartbeat({ podId: 'socket-ddddd', ip: '127.0.0.1', port: 44000, connections: 3, draining: false, startedAt: Date.now(), updatedAt: Date.now(), heartbeatMs: HEARTBEAT_MS });
+    const seen = frames();
+    while (!(frames() > seen && out.slice(out.lastIndexOf('rtc-edge status · ')).includes('socket-ddddd')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(out.slice(out.lastIndexOf('rtc-edge status · ')).includes('socket-ddddd'), 'the new pod appears in a later frame');
+    child.kill('SIGINT');
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await gw.close();
+    await registry.close();
+  }
+});
