@@ -674,6 +674,10 @@ describe('helm chart helm/rtc-edge', () => {
       assert.notEqual(r.status, 0, `--set ${sets.join(' ')} was accepted`);
       assert.match(r.stderr, message, `--set ${sets.join(' ')}`);
     }
+    // A single gateway pod gets no PodDisruptionBudget (minAvailable: 1 would block node drains).
+    const single = render([], ['gateway.replicaCount=1']);
+    assert.equal(single.status, 0, single.stderr);
+    assert.equal(find(single.objects, 'PodDisruptionBudget', 'gateway').length, 0);
     // The same mechanisms accept good changes.
     const ok = render([], ['config.DRAIN_TIMEOUT_MS=600000', 'socket.terminationGracePeriodSeconds=630', 'config.SOCKET_IDLE_TIMEOUT_S=0']);
     assert.equal(ok.status, 0, ok.stderr);
