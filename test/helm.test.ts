@@ -311,8 +311,8 @@ async function gatewayRbacUsage(objs: Obj[]): Promise<{ used: ApiPermission[]; r
 
 const rendered = new Map<string, Obj[]>();
 let scalerUse: { used: ApiPermission[]; requests: RecordedRequest[] } = { used: [], requests: [] };
-/** The scaler engineer's recorded session (the one the scaler's own tests run). */
-let scalerSession: ApiPermission[] = [];
+/** The scaler engineer's recorded session (the one the scaler's own tests run): verbs and log messages. */
+let scalerSession: { verbs: ApiPermission[]; messages: string[] } = { verbs: [], messages: [] };
 let gatewayUse: { used: ApiPermission[]; requests: RecordedRequest[] } = { used: [], requests: [] };
 
 describe('helm chart helm/rtc-edge', () => {
@@ -325,7 +325,7 @@ describe('helm chart helm/rtc-edge', () => {
       rendered.set(variant.name, r.objects);
     }
     scalerUse = await scalerRbacUsage(rendered.get('default values')!);
-    scalerSession = (await runRecordedScalerSession()).verbs;
+    scalerSession = await runRecordedScalerSession();
     gatewayUse = await gatewayRbacUsage(rendered.get('ci/endpointslices-values.yaml')!);
   });
 
@@ -488,7 +488,7 @@ describe('helm chart helm/rtc-edge', () => {
       const granted = ruleTriples(role);
       // Both ways, against two recordings: the scaler's own test session (test/support/scaler-session.ts) and a
       // session driven here with the chart's rendered scaler environment (two replicas, out, in, hand-over).
-      assert.deepEqual([...granted.keys()].sort(), scalerSession.map(useKey).sort(), `${name}: Role rules ≠ the calls of the scaler's recorded session`);
+      assert.deepEqual([...granted.keys()].sort(), scalerSession.verbs.map(useKey).sort(), `${name}: Role rules ≠ the calls of the scaler's recorded session`);
       assert.deepEqual([...granted.keys()].sort(), scalerUse.used.map(useKey).sort(), `${name}: Role rules ≠ the calls of the scaler run with the chart's environment`);
       // Where a rule pins resourceNames, every recorded call of that kind used one of those names.
       const cm = one(objs, 'ConfigMap', 'config');
@@ -712,6 +712,27 @@ describe('helm chart helm/rtc-edge', () => {
       assert.match(notes('ci/endpointslices-values.yaml'), /kubectl get deployment rtc-socket -n rtc --watch/);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test('README and NOTES show the scaler log lines the real scaler writes, and their jq filter selects them', () => {
+    const shape = (line: string) => line.replace(/\bsocket-[a-z0-9]+(-[a-z0-9]+)*/g, 'POD').replace(/\d+/g, 'N').trim();
+    const real = scalerSession.messages.filter((m) => /Scaling Deployment|Successfully scaled|scale-in removed/.test(m));
+    for (const kind of ['Scaling Deployment', 'Successfully scaled', 'scale-in removed']) assert.ok(real.some((m) => m.includes(kind)), `the session logged no "${kind}" line`);
+    const shapes = new Set(real.map(shape));
+    const readme = fs.readFileSync(path.join(CHART, 'README.md'), 'utf8');
+    const samples = [...readme.matchAll(/^# ((?:✓ )?(?:Scaling Deployment|Successfully scaled|scale-in removed).*)$/gm)].map((m) => m[1]!);
+    assert.ok(samples.length >= 3, 'README shows sample scaler lines');
+    assert.ok(samples.includes('Scaling Deployment socket from 2 to 5 replicas') && samples.includes('✓ Successfully scaled Deployment socket to 5 replicas'));
+    for (const sample of samples) assert.ok(shapes.has(shape(sample)), `README sample "${sample}" is not a line the scaler writes (it writes: ${[...shapes].join(' | ')})`);
+    // The jq filter of README and NOTES.txt selects exactly these lines.
+    const notes = fs.readFileSync(path.join(CHART, 'templates/NOTES.txt'), 'utf8');
+    for (const text of [readme, notes]) {
+      const filter = /test\("([^"]+)"\)/.exec(text);
+      assert.ok(filter, 'a jq test("...") filter');
+      const re = new RegExp(filter[1]!);
+      assert.ok(real.every((m) => re.test(m)));
+      assert.ok(scalerSession.messages.filter((m) => re.test(m)).length === real.length);
     }
   });
 
