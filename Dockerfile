@@ -2,6 +2,7 @@
 # rtc-edge: one image for every role. `docker run <image> gateway|socket|scaler|dev` (default: dev).
 #
 # Debian bookworm, not Alpine: the uWebSockets.js binary links against glibc (bookworm has 2.36).
+# Node 20 exactly: the uWebSockets.js package ships binaries per Node ABI (20 = ABI 115, no Node 22 build).
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # --- build: install with devDependencies (the `prepare` script runs tsc into dist/), then drop them.

@@ -129,6 +129,15 @@ describe('Dockerfile', () => {
     assert.match(runs, /npm prune --omit=dev/);
   });
 
+  test('the image\'s Node major has a native uWebSockets.js binary for linux x64 and arm64 (no silent JS fallback)', () => {
+    const major = /^node:(\d+)-/.exec(finalStage.base)?.[1];
+    assert.ok(major, finalStage.base);
+    // This test runs on the same Node major, so its ABI (process.versions.modules) is the image's.
+    assert.equal(process.versions.node.split('.')[0], major, 'run the tests on the Node major of the image');
+    const binaries = fs.readdirSync(path.join(ROOT, 'node_modules/uWebSockets.js/binaries'));
+    for (const arch of ['x64', 'arm64']) assert.ok(binaries.includes(`uws_linux_${arch}_${process.versions.modules}.node`), `no uws_linux_${arch}_${process.versions.modules}.node`);
+  });
+
   test('.dockerignore matcher follows Docker semantics (allow-list, ** and re-include)', () => {
     const m = dockerignore('*\n!src/\n**/*.test.ts\n');
     assert.equal(m('src/cli.ts'), true);
