@@ -155,7 +155,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
   }
 
   function classify(snap: WorkloadSnapshot, live: Map<string, PodRecord>, t: number, unobserved: number): PodCounts {
-    const counts: PodCounts = { live: 0, booting: 0, dead: 0, draining: unobserved };
+    const counts: PodCounts = { live: 0, booting: 0, unreported: 0, dead: 0, draining: unobserved };
     const names = new Set<string>();
     for (const p of snap.pods) {
       names.add(p.name);
@@ -168,7 +168,8 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
       else if (rec) {
         counts.live++;
         seenLive.add(p.name);
-      } else if (!seenLive.has(p.name) && (!p.ready || t - (p.readySince || p.createdAt) < bootGraceMs)) counts.booting++;
+      } else if (!seenLive.has(p.name) && !p.ready) counts.booting++;
+      else if (!seenLive.has(p.name) && t - (p.readySince || p.createdAt) < bootGraceMs) counts.unreported++;
       else counts.dead++;
     }
     for (const n of seenLive) if (!names.has(n)) seenLive.delete(n);

@@ -21,8 +21,10 @@ export type RegistryHealth = 'ok' | 'unavailable' | 'stale';
 export interface PodCounts {
   /** A live, non-draining registry entry. */
   live: number;
-  /** No heartbeat yet, still starting: capacity on the way. */
+  /** Not Ready yet and never heartbeated: capacity on the way. */
   booting: number;
+  /** Ready, no heartbeat seen yet, within the boot grace: capacity on the way, but its load is unknown. */
+  unreported: number;
   /** Had (or should have had) a heartbeat that is gone: not capacity. */
   dead: number;
   /** Draining (registry flag) or terminating: leaving, not capacity. */
@@ -65,7 +67,8 @@ export type PolicyReason =
   | 'registry-unavailable'
   | 'registry-stale'
   | 'rollout-in-progress'
-  | 'drain-in-progress';
+  | 'drain-in-progress'
+  | 'awaiting-heartbeats';
 
 /** The decision of one tick. */
 export interface PolicyDecision {
@@ -116,14 +119,16 @@ export function decide(input: PolicyInput, cfg: PolicyConfig, prev: PolicyState)
     return out('hold', input.registry === 'unavailable' ? 'registry-unavailable' : 'registry-stale', current, current, `holding at ${current} replicas: ${why}`, initialPolicyState());
   }
 
-  // Most pods past their start without a live heartbeat: the heartbeat pipeline is broken, not the pods.
-  if (pods.dead > 0 && pods.dead >= pods.live) {
-    return out('hold', 'registry-stale', current, current, `holding at ${current} replicas: ${pods.dead} pod(s) have no live heartbeat and only ${pods.live} do; the registry view is stale`, initialPolicyState());
+  // No pod reporting, or most pods past their start without a live heartbeat: the heartbeat pipeline is
+  // broken (or not up yet), not the pods. Pods still starting do not count against the view.
+  const silent = pods.dead + pods.unreported;
+  if ((pods.live === 0 && silent > 0) || (pods.dead > 0 && pods.dead >= pods.live)) {
+    return out('hold', 'registry-stale', current, current, `holding at ${current} replicas: ${silent} pod(s) without a live heartbeat, ${pods.live} with one; the registry view is stale`, initialPolicyState());
   }
 
   const desired = desiredReplicas(input.totalConnections, cfg);
   const window = [...prev.window.filter((r) => r.at > now - cfg.scaleInStabilizationMs), { at: now, replicas: desired }];
-  const capacity = pods.live + pods.booting;
+  const capacity = pods.live + pods.booting + pods.unreported;
 
   // Scale out at once: to the desired count, plus replacements for pods that stopped heartbeating, bounded per step.
   if (current < cfg.minReplicas || desired > current || desired > capacity) {
@@ -153,6 +158,9 @@ export function decide(input: PolicyInput, cfg: PolicyConfig, prev: PolicyState)
     }
     if (pods.draining > 0) {
       return out('hold', 'drain-in-progress', desired, current, `scale-in to ${target} held: ${pods.draining} pod(s) still draining`, prevState());
+    }
+    if (pods.unreported > 0) {
+      return out('hold', 'awaiting-heartbeats', desired, current, `scale-in to ${target} held: ${pods.unreported} Ready pod(s) have not reported their connections yet`, prevState());
     }
     return undefined;
   };

@@ -7,7 +7,7 @@ const CFG: PolicyConfig = { minReplicas: 2, maxReplicas: 50, targetConnections: 
 const NOW = 10_000_000;
 
 function input(current: number, total: number, pods: Partial<PodCounts> = {}, extra: Partial<PolicyInput> = {}): PolicyInput {
-  return { now: NOW, currentReplicas: current, registry: 'ok', totalConnections: total, pods: { live: current, booting: 0, dead: 0, draining: 0, ...pods }, rolloutInProgress: false, ...extra };
+  return { now: NOW, currentReplicas: current, registry: 'ok', totalConnections: total, pods: { live: current, booting: 0, unreported: 0, dead: 0, draining: 0, ...pods }, rolloutInProgress: false, ...extra };
 }
 
 test('desiredReplicas is clamp(ceil(total / target), min, max)', () => {
@@ -46,6 +46,25 @@ const rows: Row[] = [
   { name: 'registry stale: hold', in: input(8, 0, {}, { registry: 'stale' }), action: 'hold', reason: 'registry-stale', replicas: 8 },
   { name: 'most pods without heartbeat: stale view, hold', in: input(3, 100, { live: 1, dead: 2 }), action: 'hold', reason: 'registry-stale', replicas: 3 },
   { name: 'no pod heartbeats at all: hold', in: input(4, 0, { live: 0, dead: 4 }), action: 'hold', reason: 'registry-stale', replicas: 4 },
+  { name: 'Ready pods, none reported yet (scaler or registry just started): hold', in: input(4, 0, { live: 0, unreported: 4 }), action: 'hold', reason: 'registry-stale', replicas: 4 },
+  { name: 'only pods still starting: not a stale view, below-min still applies', in: input(1, 0, { live: 0, booting: 1 }), action: 'scale-out', reason: 'below-min', replicas: 2 },
+  { name: 'unreported pods are capacity on the way', in: input(5, 4500, { live: 3, unreported: 2 }), action: 'steady', reason: 'steady', replicas: 5 },
+  {
+    name: 'unreported pods hold a scale-in (their load is unknown)',
+    in: input(5, 1000, { live: 3, unreported: 2 }),
+    state: { lowSince: NOW - 300_000, window: [] },
+    action: 'hold',
+    reason: 'awaiting-heartbeats',
+    replicas: 5,
+  },
+  {
+    name: 'pods that are not Ready do not hold a scale-in (the ReplicaSet removes them first)',
+    in: input(5, 1000, { live: 3, booting: 2 }),
+    state: { lowSince: NOW - 300_000, window: [] },
+    action: 'scale-in',
+    reason: 'load-decrease',
+    replicas: 4,
+  },
   { name: 'scale in waits for the window', in: input(5, 1000), action: 'hold', reason: 'stabilizing', replicas: 5, desired: 2 },
   {
     name: 'scale in after the window, one step',

@@ -71,6 +71,8 @@ export interface Heartbeats {
   /** Pods that never heartbeat (dead or not started). */
   readonly silent: Set<string>;
   fallback: number;
+  /** Terminating pods keep heartbeating as draining (a slow drain) instead of leaving the registry. */
+  drainTerminating: boolean;
   /** Write one round now. */
   beat(): Promise<void>;
   stop(): void;
@@ -86,18 +88,28 @@ export function startHeartbeats(registry: Registry, fake: FakeKubernetes, fallba
     connections,
     silent,
     fallback,
+    drainTerminating: false,
     async beat() {
       const now = Date.now();
-      for (const p of fake.allPods()) {
+      const pods = fake.allPods();
+      // A pod that is gone removed its own entry on SIGTERM, as a socket node does.
+      const present = new Set(pods.map((p) => p.metadata.name as string));
+      for (const name of started.keys()) {
+        if (!present.has(name)) {
+          started.delete(name);
+          await registry.remove(name);
+        }
+      }
+      for (const p of pods) {
         const name = p.metadata.name as string;
         const ready = (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
-        if (p.metadata.deletionTimestamp) {
+        if (p.metadata.deletionTimestamp && !hb.drainTerminating) {
           await registry.remove(name);
           continue;
         }
         if (!ready || silent.has(name)) continue;
         if (!started.has(name)) started.set(name, now);
-        await registry.heartbeat({ podId: name, ip: '10.0.0.1', port: 8080, adminPort: 9090, connections: connections.get(name) ?? hb.fallback, draining: false, startedAt: started.get(name)!, updatedAt: now, heartbeatMs: HEARTBEAT_MS });
+        await registry.heartbeat({ podId: name, ip: '10.0.0.1', port: 8080, adminPort: 9090, connections: connections.get(name) ?? hb.fallback, draining: Boolean(p.metadata.deletionTimestamp), startedAt: started.get(name)!, updatedAt: now, heartbeatMs: HEARTBEAT_MS });
       }
     },
     stop() {

@@ -1,0 +1,256 @@
+/**
+ * The scaler under failure: API faults (409, 429 + Retry-After, 500, 403 naming the RBAC verb), a stale or
+ * unreachable registry, and Lease leader election (standby, failover within the lease duration, a leader
+ * that loses the Lease stops acting at once).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Config } from '../src/config.js';
+import { createMemoryRegistry } from '../src/registry/memory.js';
+import { createRedisRegistry } from '../src/registry/redis.js';
+import type { Registry } from '../src/registry/registry.js';
+import { start, type ScalerDeps, type ScalerHandle } from '../scaler/index.js';
+import { createLeaseElector } from '../scaler/leader.js';
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
+import { startRedis } from './support/redis.js';
+import { FAST, captureLogs, scalerTestConfig, startHeartbeats, type Heartbeats, type LogCapture } from './support/scaler-session.js';
+
+interface Env {
+  fake: FakeKubernetes;
+  registry: Registry;
+  hb: Heartbeats;
+  logs: LogCapture;
+  scaler: ScalerHandle;
+  close(): Promise<void>;
+}
+
+async function setup(fakeOpts: FakeK8sOptions, cfg: Partial<Config> = {}, deps: Partial<ScalerDeps> = {}, registry: Registry = createMemoryRegistry()): Promise<Env> {
+  const fake = await startFakeKubernetes(fakeOpts);
+  const hb = startHeartbeats(registry, fake);
+  const logs = captureLogs();
+  await hb.beat().catch(() => undefined);
+  const scaler = await start(scalerTestConfig(cfg), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig('scaler-a'), admin: false, ...FAST, ...deps });
+  await fake.waitFor(() => scaler.isLeader(), 5000, 'the Lease');
+  return {
+    fake,
+    registry,
+    hb,
+    logs,
+    scaler,
+    async close() {
+      hb.stop();
+      await scaler.close();
+      await registry.close();
+      await fake.close();
+    },
+  };
+}
+
+const metric = async (s: ScalerHandle, name: string, labels: string) => {
+  const text = await s.metrics.registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line ? Number(line.split(' ').pop()) : 0;
+};
+const scaleWrites = (fake: FakeKubernetes) => fake.requests.filter((r) => r.subresource === 'scale' && r.verb === 'patch');
+const nonLeaseWrites = (fake: FakeKubernetes, user?: string) => fake.writes().filter((w) => w.resource !== 'leases' && (!user || w.user === user));
+
+async function setLoad(env: Env, per: number) {
+  for (const n of env.fake.podNames()) env.hb.connections.set(n, per);
+  await env.hb.beat();
+}
+
+test('409 on the scale patch: re-read, still the same replicas, retried and applied', async () => {
+  const env = await setup({ replicas: 2 });
+  try {
+    await setLoad(env, 2000);
+    env.fake.injectFault({ status: 409, verb: 'patch', resource: 'deployments/scale', times: 1 });
+    await env.scaler.tick();
+    assert.equal(env.fake.replicas(), 4);
+    assert.deepEqual(scaleWrites(env.fake).map((r) => r.status), [409, 200]);
+    assert.ok(env.logs.messages().includes('✓ Successfully scaled Deployment socket to 4 replicas'));
+  } finally {
+    await env.close();
+  }
+});
+
+test('429 with Retry-After: the retry waits at least that long, then succeeds', async () => {
+  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 });
+  try {
+    await setLoad(env, 100);
+    env.fake.injectFault({ status: 429, verb: 'patch', resource: 'pods', times: 1, retryAfterSeconds: 1 });
+    await env.scaler.tick();
+    assert.equal(env.fake.replicas(), 2);
+    const patches = env.fake.requests.filter((r) => r.resource === 'pods' && r.verb === 'patch');
+    const limited = patches.find((r) => r.status === 429)!;
+    const retry = patches.find((r) => r.name === limited.name && r.status === 200)!;
+    assert.ok(retry.at - limited.at >= 950, `retried after ${retry.at - limited.at} ms, Retry-After was 1 s`);
+    assert.equal(await metric(env.scaler, 'rtc_scaler_api_errors_total', 'status="429"'), 1);
+  } finally {
+    await env.close();
+  }
+});
+
+test('500s are retried with backoff and counted by status', async () => {
+  const env = await setup({ replicas: 2 });
+  try {
+    await setLoad(env, 2000);
+    env.fake.injectFault({ status: 500, verb: 'get', resource: 'deployments/scale', times: 2 });
+    await env.scaler.tick();
+    assert.equal(env.fake.replicas(), 4);
+    assert.equal(await metric(env.scaler, 'rtc_scaler_api_errors_total', 'status="500",verb="get",resource="deployments/scale"'), 2);
+  } finally {
+    await env.close();
+  }
+});
+
+test('403: the log names the missing RBAC rule once; the scaler keeps running', async () => {
+  const env = await setup({ replicas: 2 });
+  try {
+    await setLoad(env, 2000);
+    env.fake.injectFault({ status: 403, verb: 'patch', resource: 'deployments/scale', times: 1000 });
+    await env.scaler.tick();
+    await env.scaler.tick();
+    assert.equal(env.fake.replicas(), 2);
+    const forbidden = env.logs.lines.filter((l) => l.msg.startsWith('Kubernetes API forbade patch on deployments/scale'));
+    assert.equal(forbidden.length, 1, 'logged once');
+    assert.match(forbidden[0]!.msg, /needs apiGroups: \["apps"\], resources: \["deployments\/scale"\], verbs: \["patch"\]/);
+    assert.equal(await metric(env.scaler, 'rtc_scaler_api_errors_total', 'status="403"'), 2);
+    env.fake.clearFaults();
+    await env.scaler.tick();
+    assert.equal(env.fake.replicas(), 4, 'acts again once RBAC is fixed');
+  } finally {
+    await env.close();
+  }
+});
+
+test('403 at start-up (list pods) fails start with the missing verb in the error', async () => {
+  const fake = await startFakeKubernetes({ replicas: 2 });
+  const registry = createMemoryRegistry();
+  const logs = captureLogs();
+  try {
+    fake.injectFault({ status: 403, verb: 'list', resource: 'pods', times: 10 });
+    await assert.rejects(start(scalerTestConfig(), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig(), admin: false, ...FAST }), (err: Error & { name: string }) => {
+      assert.equal(err.name, 'EDGE_ERR_KUBERNETES_FORBIDDEN');
+      assert.match(err.message, /resources: \["pods"\], verbs: \["list"\]/);
+      return true;
+    });
+  } finally {
+    await registry.close();
+    await fake.close();
+  }
+});
+
+test('stale registry: heartbeats stop → hold (logged once, counted), no scale to min, no writes', async () => {
+  const env = await setup({ replicas: 4 }, { socketMinReplicas: 2 });
+  try {
+    await setLoad(env, 100);
+    env.hb.stop();
+    await new Promise((r) => setTimeout(r, 700)); // 3 heartbeats of 200 ms
+    await env.scaler.tick();
+    await env.scaler.tick();
+    assert.equal(env.scaler.lastDecision()?.reason, 'registry-stale');
+    assert.equal(env.fake.replicas(), 4);
+    assert.equal(nonLeaseWrites(env.fake).length, 0);
+    assert.equal(env.logs.lines.filter((l) => l.reason === 'registry-stale').length, 1);
+    assert.equal(await metric(env.scaler, 'rtc_scaler_holds_total', 'reason="registry-stale"'), 2);
+  } finally {
+    await env.close();
+  }
+});
+
+test('registry unreachable (Redis down): hold, no decision from missing data', async () => {
+  const redis = await startRedis();
+  const registry = createRedisRegistry({ url: redis.url, prefix: `t${Date.now()}:` });
+  await new Promise<void>((resolve) => (registry.status() === 'ready' ? resolve() : registry.onStatus((s) => s === 'ready' && resolve())));
+  const env = await setup({ replicas: 4 }, { socketMinReplicas: 2 }, {}, registry);
+  try {
+    await setLoad(env, 100);
+    await redis.stop();
+    await new Promise<void>((resolve) => (registry.status() === 'down' ? resolve() : registry.onStatus((s) => s === 'down' && resolve())));
+    await env.scaler.tick();
+    assert.equal(env.scaler.lastDecision()?.reason, 'registry-unavailable');
+    assert.equal(env.fake.replicas(), 4);
+    assert.equal(nonLeaseWrites(env.fake).length, 0);
+  } finally {
+    await env.close();
+    await redis.stop();
+  }
+});
+
+test('leader election: the standby does nothing; after the leader crashes it takes over within the lease duration', async () => {
+  const fake = await startFakeKubernetes({ replicas: 2 });
+  const registry = createMemoryRegistry();
+  const hb = startHeartbeats(registry, fake);
+  const logs = captureLogs();
+  const lease = FAST.lease!;
+  const elector = (id: string) => createLeaseElector({ kubeConfig: fake.kubeConfig(id), namespace: 'rtc', name: 'rtc-edge-scaler', identity: id, logger: logs.logger, ...lease });
+  const leaderA = elector('scaler-a');
+  const a = await start(scalerTestConfig({ podName: 'scaler-a' }), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig('scaler-a'), admin: false, ...FAST, leader: leaderA });
+  let b: ScalerHandle | undefined;
+  try {
+    await fake.waitFor(() => a.isLeader(), 5000);
+    b = await start(scalerTestConfig({ podName: 'scaler-b' }), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig('scaler-b'), admin: false, ...FAST });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(b.isLeader(), false);
+    for (const n of fake.podNames()) hb.connections.set(n, 2000);
+    await hb.beat();
+    await b.tick();
+    assert.equal(nonLeaseWrites(fake, 'scaler-b').length, 0, 'the standby never writes');
+    assert.equal(fake.requests.filter((r) => r.user === 'scaler-b' && r.subresource === 'scale').length, 0, 'nor reads the scale');
+    assert.ok(logs.messages().includes('Lease rtc-edge-scaler is held by scaler-a; scaler-b stands by'));
+
+    // Crash: scaler-a stops renewing without releasing the Lease.
+    await leaderA.close({ release: false });
+    const crashedAt = Date.now();
+    await fake.waitFor(() => b!.isLeader(), 5000, 'failover');
+    const took = Date.now() - crashedAt;
+    assert.ok(took >= lease.leaseDurationMs! - lease.retryPeriodMs!, `not before the lease expired (${took} ms)`);
+    assert.ok(took <= lease.leaseDurationMs! + 3 * lease.retryPeriodMs! + 300, `within the lease duration (+ retry periods): ${took} ms`);
+    assert.ok(logs.messages().includes('acquired Lease rtc-edge-scaler: scaler-b is the leader and acts'));
+    assert.equal(fake.lease('rtc-edge-scaler').spec.holderIdentity, 'scaler-b');
+    assert.equal(fake.lease('rtc-edge-scaler').spec.leaseTransitions, 1);
+
+    await a.tick();
+    assert.equal(nonLeaseWrites(fake, 'scaler-a').length, 0, 'the crashed leader does not act');
+    await b.tick();
+    assert.equal(fake.replicas(), 4);
+    assert.ok(nonLeaseWrites(fake, 'scaler-b').length >= 1);
+  } finally {
+    hb.stop();
+    await b?.close();
+    await a.close();
+    await registry.close();
+    await fake.close();
+  }
+});
+
+test('a leader that cannot renew stops acting within the renew deadline; one that finds another holder stops at once', async () => {
+  const env = await setup({ replicas: 2 });
+  try {
+    await setLoad(env, 2000);
+    env.fake.injectFault({ status: 500, resource: 'leases', times: 10_000 });
+    const t0 = Date.now();
+    await env.fake.waitFor(() => !env.scaler.isLeader(), 3000, 'leadership lost');
+    const lost = Date.now() - t0;
+    assert.ok(lost <= FAST.lease!.renewDeadlineMs! + 300, `stopped ${lost} ms after renewals began failing`);
+    await env.scaler.tick();
+    assert.equal(nonLeaseWrites(env.fake).length, 0);
+    assert.ok(env.logs.messages().some((m) => m.startsWith('lost Lease rtc-edge-scaler (no renewal succeeded within 700 ms)')));
+
+    // Renewals work again: it takes the (expired) Lease back; then someone else takes it.
+    env.fake.clearFaults();
+    await env.fake.waitFor(() => env.scaler.isLeader(), 5000, 'leadership regained');
+    const api = env.fake.kubeConfig('intruder').makeApiClient(CoordinationV1Api);
+    const lease = await api.readNamespacedLease({ name: 'rtc-edge-scaler', namespace: 'rtc' });
+    lease.spec!.holderIdentity = 'intruder';
+    lease.spec!.renewTime = new Date() as never;
+    await api.replaceNamespacedLease({ name: 'rtc-edge-scaler', namespace: 'rtc', body: lease });
+    await env.fake.waitFor(() => !env.scaler.isLeader(), 3 * FAST.lease!.retryPeriodMs! + 300, 'stop at once');
+    assert.ok(env.logs.messages().some((m) => m.startsWith('lost Lease rtc-edge-scaler (Lease is now held by intruder)')));
+    await env.scaler.tick();
+    assert.equal(nonLeaseWrites(env.fake, 'scaler-a').length, 0);
+  } finally {
+    await env.close();
+  }
+});
