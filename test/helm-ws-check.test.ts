@@ -1,11 +1,12 @@
 /**
- * The `helm test` script (helm/rtc-edge/files/ws-check.mjs) run as the test pod runs it — a plain `node`
- * process — against a real gateway and a real socket node on loopback, and against gateways that must
- * make it fail (no pods; a connect that lands on a different pod than the one assigned).
+ * The `helm test` script (helm/rtc-edge/files/ws-check.mjs) run as the test pod runs it (`node
+ * --input-type=module -e <script>`) against a real gateway and a real socket node on loopback, and
+ * against gateways that must make it fail (no pods; a connect that lands on another pod than assigned).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -20,9 +21,9 @@ import { start as startSocket } from '../socket/index.js';
 const SCRIPT = path.resolve(import.meta.dirname, '../helm/rtc-edge/files/ws-check.mjs');
 const logger = createLogger('silent');
 
-/** Run the script like the test pod: `node ws-check.mjs` with GATEWAY_URL and TIMEOUT_S. */
+/** Run the script like the test pod: `node --input-type=module -e <script>` with GATEWAY_URL and TIMEOUT_S. */
 async function runCheck(gatewayUrl: string, timeoutS: number): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [SCRIPT], { env: { PATH: process.env.PATH ?? '', GATEWAY_URL: gatewayUrl, TIMEOUT_S: String(timeoutS) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', fs.readFileSync(SCRIPT, 'utf8')], { env: { PATH: process.env.PATH ?? '', GATEWAY_URL: gatewayUrl, TIMEOUT_S: String(timeoutS) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
