@@ -22,7 +22,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-if ! helm version --short 2>/dev/null | grep -q "^${HELM_VERSION}"; then
+# `go install` builds report only "v3.22" from `helm version`; the module version is in the binary.
+if ! command -v helm >/dev/null 2>&1 || ! go version -m "$(command -v helm)" 2>/dev/null | grep -Eq "helm\.sh/helm/v3[[:space:]]+${HELM_VERSION}[[:space:]]"; then
   echo "setup: building helm ${HELM_VERSION} with go install (one time)"
   go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 fi
