@@ -86,7 +86,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <section>
     <h2>Pods</h2>
     <table>
-      <thead><tr><th>pod</th><th>address</th><th class="num">connections</th><th>state</th><th class="num">deletion cost</th><th class="num">age</th></tr></thead>
+      <thead><tr><th>pod</th><th>address</th><th class="num">connections</th><th>state</th><th class="num" title="controller.kubernetes.io/pod-deletion-cost as the scaler last wrote it (just before a scale-in); lower is removed first">deletion cost</th><th class="num">age</th></tr></thead>
       <tbody id="pods-body"><tr><td class="empty" colspan="6">loading…</td></tr></tbody>
     </table>
   </section>
@@ -221,9 +221,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     var now = Date.now();
     var span = history.length ? Math.min(HISTORY_MS, Math.max(MIN_WINDOW_MS, now - history[0].t)) : MIN_WINDOW_MS;
     var t0 = now - span;
-    var maxC = Math.max(10, history.reduce(function (m, s) { return Math.max(m, s.conns); }, 0));
+    var maxC = Math.max(8, history.reduce(function (m, s) { return Math.max(m, s.conns); }, 0));
     var maxP = Math.max(2, history.reduce(function (m, s) { return Math.max(m, s.pods); }, 0));
-    maxC = niceCeil(maxC); maxP = Math.ceil((maxP + 1) / 4) * 4;
+    maxC = 4 * niceTick(maxC / 4); maxP = Math.ceil((maxP + 1) / 4) * 4;
     var css = getComputedStyle(document.documentElement);
     ctx.font = '11px system-ui, sans-serif';
     ctx.strokeStyle = css.getPropertyValue('--line'); ctx.fillStyle = css.getPropertyValue('--dim');
@@ -231,7 +231,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     for (var i = 0; i <= 4; i++) {
       var y = padT + ph - (ph * i) / 4;
       ctx.beginPath(); ctx.moveTo(padL, y + 0.5); ctx.lineTo(padL + pw, y + 0.5); ctx.stroke();
-      ctx.textAlign = 'right'; ctx.fillText(String(Math.round((maxC * i) / 4)), padL - 6, y + 4);
+      ctx.textAlign = 'right'; ctx.fillText(String(Math.round((maxC * i) / 4 * 10) / 10), padL - 6, y + 4);
       ctx.textAlign = 'left'; ctx.fillText(String((maxP * i) / 4), padL + pw + 6, y + 4);
     }
     ctx.textAlign = 'center';
@@ -254,9 +254,10 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     line('conns', maxC, css.getPropertyValue('--conn'), false);
     line('pods', maxP, css.getPropertyValue('--pods'), true);
   }
-  function niceCeil(v) {
+  // A round tick so that the four grid lines of the connections axis carry readable numbers.
+  function niceTick(v) {
     var p = Math.pow(10, Math.floor(Math.log10(v)));
-    var steps = [1, 2, 2.5, 5, 10];
+    var steps = [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10];
     for (var i = 0; i < steps.length; i++) if (steps[i] * p >= v) return steps[i] * p;
     return 10 * p;
   }

@@ -1,0 +1,123 @@
+/**
+ * The status page in a real headless Chromium (Debian `chromium` driven by playwright-core) against a running
+ * `dev` stack: live pods, live update on scale-out, the browser test client, and the reference client loaded
+ * as a plain ES module in the page. Saves artifacts/status-page.png.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import ts from 'typescript';
+import { WebSocket } from 'ws';
+import { EdgeClient, type WebSocketConstructor } from '../examples/client.js';
+import { loadConfig } from '../src/config.js';
+import { start as startDev } from '../src/dev.js';
+import { createLogger } from '../src/logger.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
+const UI_TIMEOUT_MS = 30_000;
+const SCREENSHOT = path.join('artifacts', 'status-page.png');
+
+interface ApiPods {
+  pods: Array<{ podId: string }>;
+}
+
+async function podIds(url: string): Promise<string[]> {
+  const body = (await (await fetch(`${url}/api/pods`)).json()) as ApiPods;
+  return body.pods.map((p) => p.podId).sort();
+}
+
+async function rows(page: Page): Promise<string[]> {
+  return (await page.locator('#pods-body tr[data-pod-id]').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-pod-id') ?? ''))).sort();
+}
+
+/** examples/client.ts as a browser module: TypeScript stripped, nothing else changed, exposed on window. */
+function clientModuleSource(): string {
+  const src = readFileSync('examples/client.ts', 'utf8');
+  const js = ts.transpileModule(src, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
+  return `${js}\nwindow.EdgeClient = EdgeClient;\n`;
+}
+
+test('status page in headless Chromium: live pods, live scale-out, browser test client, reference client as a browser module', async (tc) => {
+  const config = loadConfig({ GATEWAY_PORT: '0', SOCKET_TARGET_CONNECTIONS: '10', SCALER_INTERVAL_MS: '300', HEARTBEAT_MS: '200', SCALE_IN_STABILIZATION_MS: '600000', DRAIN_WINDOW_MS: '500', LOG_LEVEL: 'silent' }, 'dev');
+  const dev = await startDev(config, { logger: createLogger('silent'), host: '127.0.0.1', banner: () => {} });
+  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'rtc-edge-chromium-'));
+  const clients: EdgeClient[] = [];
+  let context: BrowserContext | undefined;
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(`${dev.url}/`);
+    assert.equal(await page.title(), 'rtc-edge status');
+
+    // The two SOCKET_MIN_REPLICAS pods, exactly as the registry has them.
+    const initial = await podIds(dev.url);
+    assert.equal(initial.length, 2);
+    await page.waitForFunction(() => document.querySelectorAll('#pods-body tr[data-pod-id]').length === 2, undefined, { timeout: UI_TIMEOUT_MS });
+    assert.deepEqual(await rows(page), initial);
+    await page.waitForFunction(() => document.getElementById('desired')?.textContent === '2', undefined, { timeout: UI_TIMEOUT_MS });
+    assert.match((await page.locator('#conn-state').textContent()) ?? '', /^live · updated/);
+    const firstRow = page.locator(`#pods-body tr[data-pod-id="${initial[0]}"] td`);
+    assert.equal(await firstRow.nth(1).textContent(), (await fetch(`${dev.url}/api/pods`).then((r) => r.json()) as { pods: Array<{ podId: string; ip: string; port: number }> }).pods.filter((p) => p.podId === initial[0]).map((p) => `${p.ip}:${p.port}`)[0]);
+    assert.equal(await firstRow.nth(3).textContent(), 'serving');
+
+    // Load from Node: 25 clients at 10 per pod → the scaler adds a pod and the page shows it without a reload.
+    for (let i = 0; i < 25; i++) {
+      const c = new EdgeClient({ url: dev.url, WebSocket: WebSocket as unknown as WebSocketConstructor });
+      clients.push(c);
+      c.start();
+    }
+    await page.waitForFunction((n) => document.querySelectorAll('#pods-body tr[data-pod-id]').length >= n, 3, { timeout: UI_TIMEOUT_MS });
+    const afterScaleOut = await rows(page);
+    const added = afterScaleOut.filter((id) => !initial.includes(id));
+    assert.ok(added.length >= 1, `a new pod row appeared: ${afterScaleOut.join(', ')}`);
+    await page.waitForFunction(() => document.getElementById('total')?.textContent === '25', undefined, { timeout: UI_TIMEOUT_MS });
+    await page.waitForFunction(() => !!document.querySelector('#events li[data-kind="scale-out"]') && !!document.querySelector('#events li[data-kind="pod-added"]'), undefined, { timeout: UI_TIMEOUT_MS });
+    assert.match((await page.locator('#events li[data-kind="scale-out"]').first().textContent()) ?? '', /scale out 2 → \d/);
+    const desired = Number(await page.locator('#desired').textContent());
+    assert.ok(desired >= 3, `desired replicas shown: ${desired}`);
+
+    // "Connect a test client": assign, pinned WebSocket from the browser, welcome shown.
+    await page.click('#connect-btn');
+    await page.waitForFunction(() => (document.getElementById('welcome')?.textContent ?? '').includes('"welcome"'), undefined, { timeout: UI_TIMEOUT_MS });
+    const welcome = JSON.parse((await page.locator('#welcome').textContent()) ?? '{}') as { type: string; podId: string; sessionId: string };
+    assert.equal(welcome.type, 'welcome');
+    assert.ok((await podIds(dev.url)).includes(welcome.podId), `welcome from a live pod: ${welcome.podId}`);
+    assert.ok(welcome.sessionId.length > 0);
+    assert.match((await page.locator('#client-state').textContent()) ?? '', new RegExp(`^connected to ${welcome.podId}$`));
+    await page.waitForFunction(() => document.getElementById('total')?.textContent === '26', undefined, { timeout: UI_TIMEOUT_MS });
+
+    // The reference client itself runs in the browser with window.WebSocket and window.fetch.
+    await page.addScriptTag({ type: 'module', content: clientModuleSource() });
+    await page.waitForFunction(() => typeof (window as unknown as { EdgeClient?: unknown }).EdgeClient === 'function', undefined, { timeout: UI_TIMEOUT_MS });
+    const browserWelcome = await page.evaluate(async (url) => {
+      type C = { start(): void; stop(): void; once(e: string): Promise<{ podId: string; sessionId: string }> };
+      const Ctor = (window as unknown as { EdgeClient: new (o: unknown) => C }).EdgeClient;
+      const c = new Ctor({ url, WebSocket: window.WebSocket });
+      const w = c.once('welcome');
+      c.start();
+      const result = await w;
+      c.stop();
+      return result;
+    }, dev.url);
+    assert.ok((await podIds(dev.url)).includes(browserWelcome.podId), `reference client in the browser got a welcome from ${browserWelcome.podId}`);
+
+    // Let the chart collect a few more samples, then keep the picture for people to look at.
+    await page.waitForTimeout(2_000);
+    mkdirSync('artifacts', { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    assert.ok(statSync(SCREENSHOT).size > 10_000, 'screenshot written');
+    tc.diagnostic(`screenshot: ${SCREENSHOT}`);
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    for (const c of clients) c.stop();
+    await context?.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+    await dev.close();
+  }
+});
