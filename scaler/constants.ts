@@ -37,6 +37,8 @@ export const VICTIM_OBSERVE_TIMEOUT_MS = 60_000;
 export const HEALTH_STALL_INTERVALS = 3;
 export const HEALTH_STALL_GRACE_MS = 60_000;
 
+/** Local backend: the /drain call may take DRAIN_TIMEOUT_MS; give up on it this much later (the kubelet's grace margin). */
+export const LOCAL_DRAIN_HTTP_MARGIN_MS = 30_000;
 /** Local backend: pause before retrying a socket node that failed to start. */
 export const LOCAL_START_RETRY_MS = 1_000;
 /** Local backend: pod names are `<workload>-<5 chars>` like a Deployment's (the template hash left out). */

@@ -220,7 +220,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
 
     const key = `${decision.action}|${decision.reason}`;
     if (key !== lastKey && decision.action !== 'scale-out' && decision.action !== 'scale-in') {
-      const level = decision.action === 'hold' && decision.reason !== 'stabilizing' ? 'warn' : 'info';
+      const level = decision.reason === 'registry-unavailable' || decision.reason === 'registry-stale' ? 'warn' : 'info';
       logger[level]({ action: decision.action, reason: decision.reason, desired: decision.desired, current: snap.replicas, connections: totalConnections, pods: counts }, decision.message);
       void event(decision.action === 'hold' ? 'hold' : 'info', decision.message);
     }

@@ -13,7 +13,11 @@ export function loadKubeConfig(env: Record<string, string | undefined> = process
   const kc = new KubeConfig();
   if (!env.KUBECONFIG && env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) throw new Error('no Kubernetes cluster configured: run in a pod (in-cluster config) or set KUBECONFIG');
+  const cluster = kc.getCurrentCluster();
+  // loadFromDefault's last resort is an unauthenticated http://localhost:8080: treat it as "no cluster".
+  if (!cluster || (cluster.name === 'cluster' && cluster.server === 'http://localhost:8080' && kc.getCurrentUser()?.name === 'user')) {
+    throw new Error('SCALER_WORKLOAD=kubernetes needs a cluster: run in a pod (in-cluster service account) or set KUBECONFIG; for a local run use SCALER_WORKLOAD=local or `rtc-edge dev`');
+  }
   return kc;
 }
 

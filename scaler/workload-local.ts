@@ -7,7 +7,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import type { Config } from '../src/config.js';
 import type { Registry } from '../src/registry/registry.js';
 import type { SocketDeps, SocketNodeHandle } from '../socket/index.js';
-import { LOCAL_POD_SUFFIX_LENGTH, LOCAL_START_RETRY_MS, POD_NAME_ALPHABET } from './constants.js';
+import { LOCAL_DRAIN_HTTP_MARGIN_MS, LOCAL_POD_SUFFIX_LENGTH, LOCAL_START_RETRY_MS, POD_NAME_ALPHABET } from './constants.js';
 import { podsToDelete } from './ranking.js';
 import type { Workload, WorkloadDeps, WorkloadPod, WorkloadSnapshot } from './workload.js';
 
@@ -213,7 +213,7 @@ export class LocalWorkload implements Workload {
     this.log.info({ podId: pod.name, deletionCost: pod.cost ?? null, connections: node.connections() }, `removing pod ${pod.name}: GET /drain on its admin port`);
     pod.removal = (async () => {
       try {
-        const res = await fetch(`http://${this.host}:${node.adminPort}/drain`, { signal: AbortSignal.timeout(this.config.drainTimeoutMs + this.config.drainWindowMs + 30_000) });
+        const res = await fetch(`http://${this.host}:${node.adminPort}/drain`, { signal: AbortSignal.timeout(this.config.drainTimeoutMs + LOCAL_DRAIN_HTTP_MARGIN_MS) });
         const body = (await res.json().catch(() => ({}))) as { drained?: number; remaining?: number };
         this.log.info({ podId: pod.name, status: res.status, ...body }, `pod ${pod.name} drained`);
       } catch (err) {
