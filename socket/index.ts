@@ -72,19 +72,18 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   const ownsRegistry = !deps.registry;
   const registry = deps.registry ?? createRegistry(config, logger);
   const state = { draining: false };
-  let sessions: Set<Session> = new Set();
+  const sessions = new Set<Session>(); // open connections; its size is the count a heartbeat reports
+  const connections = () => sessions.size;
   let heartbeat: Heartbeat | undefined;
   // Process metrics only when the node owns its process (CLI); embedded nodes (dev, tests) leave them to the host.
   const metricsRegistry = createMetricsRegistry('socket', ownsRegistry);
   const metrics = createSocketMetrics(metricsRegistry, {
-    connections: () => sessions.size,
+    connections,
     draining: () => state.draining,
     registryUp: () => heartbeat?.healthy ?? false,
   });
 
-  const server = createSocketServer({ config, podId, handler, logger, metrics, isDraining: () => state.draining });
-  sessions = server.sessions;
-  const connections = () => sessions.size;
+  const wsApp = createSocketServer({ config, podId, handler, logger, metrics, sessions, isDraining: () => state.draining });
 
   let drainPromise: Promise<DrainResult> | undefined;
   const admin = createAdminApp(
@@ -100,7 +99,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   let port: number;
   let adminPort: number;
   try {
-    const ws = await listen(server.app, config.socketPort, deps.host);
+    const ws = await listen(wsApp, config.socketPort, deps.host);
     listenSockets.push(ws.socket);
     const adm = await listen(admin, config.adminPort, deps.host);
     listenSockets.push(adm.socket);

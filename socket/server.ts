@@ -20,25 +20,20 @@ export interface SocketServerOptions {
   handler: MessageHandler;
   logger: Logger;
   metrics: SocketMetrics;
+  /** Filled with open sessions and emptied as they close (the node's connection count). */
+  sessions: Set<Session>;
   /** Upgrades are refused with 503 node_draining while this is true. */
   isDraining(): boolean;
   newSessionId?: () => string;
 }
 
-/** The WebSocket app and its open sessions (`sessions.size` is the connection count). */
-export interface SocketServer {
-  app: TemplatedApp;
-  sessions: Set<Session>;
-}
-
 const MS_PER_S = 1000;
 
 /** Build the uWS app of the WebSocket port (not listening yet). */
-export function createSocketServer(opts: SocketServerOptions): SocketServer {
-  const { config, podId, handler, logger, metrics, isDraining } = opts;
+export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
+  const { config, podId, handler, logger, metrics, sessions, isDraining } = opts;
   const newSessionId = opts.newSessionId ?? randomUUID;
   const maxPayload = config.socketMaxPayloadBytes;
-  const sessions = new Set<Session>();
 
   let lastHandlerLog = 0;
   let suppressedHandlerErrors = 0;
@@ -169,5 +164,5 @@ export function createSocketServer(opts: SocketServerOptions): SocketServer {
       logger.error({ err }, 'http answer failed');
     }
   });
-  return { app, sessions };
+  return app;
 }

@@ -20,6 +20,8 @@ export interface UserData {
 const RESERVED_CLOSE_CODES = new Set([1004, 1005, 1006, 1015]);
 const MIN_CLOSE_CODE = 1000;
 const MAX_CLOSE_CODE = 4999;
+/** A close frame's payload is at most 125 bytes, two of them the code. */
+const MAX_CLOSE_REASON_BYTES = 123;
 
 /** A connection: its session id and the uWS socket while it is open. */
 export class Session {
@@ -71,6 +73,8 @@ export class Session {
     const ws = this.ws;
     if (!ws) return;
     const valid = Number.isInteger(code) && code >= MIN_CLOSE_CODE && code <= MAX_CLOSE_CODE && !RESERVED_CLOSE_CODES.has(code);
-    ws.cork(() => ws.end(valid ? code : CloseCode.NORMAL, reason));
+    let short = reason?.slice(0, MAX_CLOSE_REASON_BYTES);
+    while (short && Buffer.byteLength(short) > MAX_CLOSE_REASON_BYTES) short = short.slice(0, -1); // whole characters only
+    ws.cork(() => ws.end(valid ? code : CloseCode.NORMAL, short));
   }
 }

@@ -20,6 +20,7 @@ export default async function create({ podId, config }) {
       if (m.type === 'boom') throw new Error('sync boom');
       if (m.type === 'later') return new Promise((_, reject) => setTimeout(() => reject(new Error('async boom')), 5));
       if (m.type === 'close-me') return void s.close(4001, 'bye');
+      if (m.type === 'close-weird') return void s.close(1006, 'é'.repeat(100));
       if (m.type === 'send-after-close') {
         setTimeout(() => events.push({ kind: 'late-send', ok: s.send('late'), open: s.open }), 30);
         return void s.close(4002, 'gone');
@@ -102,6 +103,14 @@ describe('handler module from SOCKET_HANDLER', () => {
     const closed = await c.closed;
     assert.equal(closed.code, 4001);
     assert.equal(closed.reason, 'bye');
+
+    const w = await Client.open(t.url);
+    await w.json();
+    await w.json();
+    w.send(JSON.stringify({ type: 'close-weird' }));
+    const weird = await w.closed;
+    assert.equal(weird.code, 1000, 'a reserved code (1006) becomes 1000');
+    assert.equal(weird.reason, 'é'.repeat(61), 'the reason is cut to 123 bytes on a character boundary');
 
     const d = await Client.open(t.url);
     await d.json();
