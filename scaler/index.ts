@@ -104,7 +104,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
   else if (workload.kind === 'kubernetes') {
     const { createLeaseElector } = await import('./leader.js');
     kubeConfig ??= (await import('./kube.js')).loadKubeConfig();
-    leader = createLeaseElector({ kubeConfig, namespace: config.podNamespace, name: config.scalerLeaseName, identity: config.podName, logger, metrics, ...deps.lease });
+    leader = createLeaseElector({ kubeConfig, namespace: config.podNamespace, name: config.scalerLeaseName, identity: config.podName, logger: deps.logger, metrics, ...deps.lease });
   } else {
     leader = alwaysLeader(config.podName);
     metrics.isLeader.set(1);
@@ -164,7 +164,8 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
         if (rec) counts.draining++; // still has clients leaving it
         continue;
       }
-      if (rec?.draining) counts.draining++;
+      // Draining without a deletionTimestamp: drained by hand, out of service but not leaving. Not capacity.
+      if (rec?.draining) counts.dead++;
       else if (rec) {
         counts.live++;
         seenLive.add(p.name);
