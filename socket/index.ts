@@ -117,15 +117,13 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     ip: config.podIp,
     port,
     adminPort,
-    connections: sessions.size,
+    connections: connections(),
     draining: state.draining,
     startedAt,
     updatedAt: Date.now(),
     heartbeatMs: config.heartbeatMs,
   });
-  const hb = createHeartbeat({ registry, intervalMs: config.heartbeatMs, record, logger, metrics });
-  heartbeat = hb;
-  const beat = () => hb.beat();
+  const hb = (heartbeat = createHeartbeat({ registry, intervalMs: config.heartbeatMs, record, logger, metrics }));
 
   const notify = (session: Session) => {
     session.send(protocol.reconnect(retryAfterMs()));
@@ -143,7 +141,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
       logger.info({ connections: open, windowMs: config.drainWindowMs, timeoutMs: config.drainTimeoutMs }, 'drain started');
       void event('drain-start', `draining ${open} connections over ${config.drainWindowMs} ms`);
       // Registry first, so reconnecting clients are not assigned back here.
-      await beat();
+      await hb.beat();
       const result = await runDrain({
         targets: [...sessions],
         windowMs: config.drainWindowMs,
@@ -156,7 +154,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
       metrics.drainRemaining.set(result.remaining);
       logger.info({ ...result, durationMs: Math.round(seconds * 1000) }, result.remaining > 0 ? 'drain timed out' : 'drain finished');
       void event('drain-done', `drained ${result.drained}, ${result.remaining} remaining`);
-      void beat();
+      void hb.beat();
       return result;
     })();
     return drainPromise;
@@ -182,7 +180,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   }
 
   await readyWithin(registry, config.heartbeatMs);
-  await beat();
+  await hb.beat();
   logger.info(
     { port, adminPort, ip: config.podIp, registry: registry.kind, handler: config.socketHandler ?? (deps.handler ? 'custom' : 'default') },
     'socket node listening',
