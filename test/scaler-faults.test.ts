@@ -14,7 +14,7 @@ import { createLeaseElector } from '../scaler/leader.js';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
 import { startRedis } from './support/redis.js';
-import { FAST, captureLogs, scalerTestConfig, startHeartbeats, type Heartbeats, type LogCapture } from './support/scaler-session.js';
+import { FAST, HEARTBEAT_MS, captureLogs, scalerTestConfig, startHeartbeats, type Heartbeats, type LogCapture } from './support/scaler-session.js';
 
 interface Env {
   fake: FakeKubernetes;
@@ -146,7 +146,7 @@ test('stale registry: heartbeats stop → hold (logged once, counted), no scale 
   try {
     await setLoad(env, 100);
     env.hb.stop();
-    await new Promise((r) => setTimeout(r, 700)); // 3 heartbeats of 200 ms
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS + 100)); // 3 missed heartbeats
     await env.scaler.tick();
     await env.scaler.tick();
     assert.equal(env.scaler.lastDecision()?.reason, 'registry-stale');
@@ -206,7 +206,8 @@ test('leader election: the standby does nothing; after the leader crashes it tak
     await fake.waitFor(() => b!.isLeader(), 5000, 'failover');
     const took = Date.now() - crashedAt;
     assert.ok(took >= lease.leaseDurationMs! - lease.retryPeriodMs!, `not before the lease expired (${took} ms)`);
-    assert.ok(took <= lease.leaseDurationMs! + 3 * lease.retryPeriodMs! + 300, `within the lease duration (+ retry periods): ${took} ms`);
+    // Scheduling margin only: expiry is lease duration after the last renewal this replica saw.
+    assert.ok(took <= lease.leaseDurationMs! + 3 * lease.retryPeriodMs! + 1000, `within the lease duration (+ retry periods): ${took} ms`);
     assert.ok(logs.messages().includes('acquired Lease rtc-edge-scaler: scaler-b is the leader and acts'));
     assert.equal(fake.lease('rtc-edge-scaler').spec.holderIdentity, 'scaler-b');
     assert.equal(fake.lease('rtc-edge-scaler').spec.leaseTransitions, 1);
@@ -233,7 +234,7 @@ test('a leader that cannot renew stops acting within the renew deadline; one tha
     const t0 = Date.now();
     await env.fake.waitFor(() => !env.scaler.isLeader(), 3000, 'leadership lost');
     const lost = Date.now() - t0;
-    assert.ok(lost <= FAST.lease!.renewDeadlineMs! + 300, `stopped ${lost} ms after renewals began failing`);
+    assert.ok(lost <= FAST.lease!.renewDeadlineMs! + 1000, `stopped ${lost} ms after renewals began failing`);
     await env.scaler.tick();
     assert.equal(nonLeaseWrites(env.fake).length, 0);
     assert.ok(env.logs.messages().some((m) => m.startsWith('lost Lease rtc-edge-scaler (no renewal succeeded within 700 ms)')));
@@ -246,7 +247,7 @@ test('a leader that cannot renew stops acting within the renew deadline; one tha
     lease.spec!.holderIdentity = 'intruder';
     lease.spec!.renewTime = new Date() as never;
     await api.replaceNamespacedLease({ name: 'rtc-edge-scaler', namespace: 'rtc', body: lease });
-    await env.fake.waitFor(() => !env.scaler.isLeader(), 3 * FAST.lease!.retryPeriodMs! + 300, 'stop at once');
+    await env.fake.waitFor(() => !env.scaler.isLeader(), 2000, 'stop at once (next renewal)');
     assert.ok(env.logs.messages().some((m) => m.startsWith('lost Lease rtc-edge-scaler (Lease is now held by intruder)')));
     await env.scaler.tick();
     assert.equal(nonLeaseWrites(env.fake, 'scaler-a').length, 0);

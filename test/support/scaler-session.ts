@@ -34,7 +34,7 @@ export function scalerTestConfig(overrides: Partial<Config> = {}): Config {
 }
 
 /** Heartbeat period written into test records: an entry is dead 3 × this after its last write. */
-export const HEARTBEAT_MS = 200;
+export const HEARTBEAT_MS = 400;
 const WRITE_EVERY_MS = 40;
 
 /** Short timings for the Kubernetes parts of a test scaler. */
