@@ -10,8 +10,10 @@ export const GatewayPath = {
   API_EVENTS: '/api/events',
 } as const;
 
-/** After one side half-closes a proxied connection, both sockets are destroyed if still open after this long. */
-export const HALF_CLOSE_GRACE_MS = 5000;
+/** After the gateway ends its side of a socket (error answer, 1001 at shutdown), the peer has this long to close. */
+export const CLOSE_GRACE_MS = 5000;
+/** A repeated condition (descriptor exhaustion, socket limit) is logged at most once per this period. */
+export const LOG_REPEAT_MS = 5000;
 /** Descriptors kept free beyond two per proxied connection (listen socket, registry, logs, answering 503s). */
 export const FD_RESERVE = 100;
 /** How often Node checks pending requests against the header/request timeouts (slowloris). */

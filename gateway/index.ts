@@ -10,7 +10,7 @@ import { createMetricsRegistry } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { createAssigner } from './assign.js';
-import { FD_RESERVE, HALF_CLOSE_GRACE_MS } from './constants.js';
+import { FD_RESERVE, CLOSE_GRACE_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { createGatewayMetrics } from './metrics.js';
 import { UpgradeProxy } from './proxy.js';
@@ -107,7 +107,7 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
         const left = proxy.active.size;
         await proxy.closeAll();
         server.closeAllConnections();
-        await Promise.race([closed, new Promise((r) => setTimeout(r, HALF_CLOSE_GRACE_MS).unref())]);
+        await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
         await cleanup();
         logger.info({ closedWith1001: left }, 'gateway stopped');
       })();

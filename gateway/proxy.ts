@@ -12,7 +12,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { EdgeError } from '../src/errors.js';
-import { HALF_CLOSE_GRACE_MS } from './constants.js';
+import { CLOSE_GRACE_MS, LOG_REPEAT_MS } from './constants.js';
 import { advance, atBoundary, CLOSE_GOING_AWAY, type FrameCursor } from './frames.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Answer, endGracefully, rawErrorResponse } from './respond.js';
@@ -124,7 +124,7 @@ export class UpgradeProxy {
   async closeAll(): Promise<void> {
     for (const link of this.active) closeGoingAway(link);
     if (this.active.size === 0 && this.pending === 0) return;
-    await this.whenIdle(HALF_CLOSE_GRACE_MS);
+    await this.whenIdle(CLOSE_GRACE_MS);
     for (const link of this.active) destroyLink(link);
   }
 
@@ -157,7 +157,7 @@ export class UpgradeProxy {
     if (!this.fdLogged) {
       this.fdLogged = true;
       this.opts.logger.error({ err }, 'out of file descriptors connecting to a pod: answering 503 until descriptors free up');
-      setTimeout(() => (this.fdLogged = false), HALF_CLOSE_GRACE_MS).unref();
+      setTimeout(() => (this.fdLogged = false), LOG_REPEAT_MS).unref();
     }
   }
 }
@@ -207,11 +207,13 @@ function onEnd(this: LinkedSocket): void {
     return;
   }
   if (link.phase === Phase.Done) return;
-  // Half-close: pass the FIN on, and give the rest of the conversation a bounded idle time.
+  // A FIN from either side ends the pair (as nginx does for upgraded connections): WebSocket has no
+  // use for TCP half-close, and this costs no timers. Bytes still queued are flushed first.
   const other = this === link.client ? link.upstream : link.client;
-  if (!other.destroyed) other.end();
-  link.client.setTimeout(HALF_CLOSE_GRACE_MS);
-  link.upstream.setTimeout(HALF_CLOSE_GRACE_MS);
+  if (other.writableLength > 0) other.destroySoon();
+  else other.destroy();
+  if (this.writableLength > 0) this.destroySoon();
+  else this.destroy();
 }
 
 function onClientData(this: LinkedSocket, chunk: Buffer): void {
@@ -297,7 +299,7 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
 
 function endPassthrough(link: Link): void {
   link.phase = Phase.Done;
-  endGracefully(link.client, undefined, HALF_CLOSE_GRACE_MS);
+  endGracefully(link.client, undefined, CLOSE_GRACE_MS);
   link.upstream.destroy();
 }
 
@@ -334,7 +336,7 @@ function failHandshake(link: Link, err: EdgeError): void {
   proxy.pending--;
   proxy.opts.metrics.upgrade(err.status);
   link.upstream.destroy();
-  endGracefully(link.client, rawErrorResponse(err), HALF_CLOSE_GRACE_MS);
+  endGracefully(link.client, rawErrorResponse(err), CLOSE_GRACE_MS);
   proxy.settled();
 }
 
@@ -348,7 +350,7 @@ function closeGoingAway(link: Link): void {
 function finishGoingAway(link: Link): void {
   const { client, upstream } = link;
   link.closeSent = true;
-  endGracefully(client, CLOSE_GOING_AWAY, HALF_CLOSE_GRACE_MS);
+  endGracefully(client, CLOSE_GOING_AWAY, CLOSE_GRACE_MS);
   upstream.destroy();
 }
 

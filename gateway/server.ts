@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { handleRequest } from './api.js';
-import { CONNECTIONS_CHECK_INTERVAL_MS, FD_RESERVE, HALF_CLOSE_GRACE_MS, KEEP_ALIVE_TIMEOUT_MS } from './constants.js';
+import { CLOSE_GRACE_MS, CONNECTIONS_CHECK_INTERVAL_MS, FD_RESERVE, KEEP_ALIVE_TIMEOUT_MS, LOG_REPEAT_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { buildUpstreamRequest, requestIdOf } from './handshake.js';
 import { UpgradeProxy } from './proxy.js';
@@ -53,7 +53,7 @@ export function createGatewayServer(ctx: GatewayContext): http.Server {
     if (!exhausted) {
       exhausted = true;
       ctx.logger.error({ err }, 'accept failed (out of file descriptors?): new connections are closed, existing ones keep running');
-      setTimeout(() => (exhausted = false), HALF_CLOSE_GRACE_MS).unref();
+      setTimeout(() => (exhausted = false), LOG_REPEAT_MS).unref();
     }
   });
   let dropping = false;
@@ -61,7 +61,7 @@ export function createGatewayServer(ctx: GatewayContext): http.Server {
     if (!dropping) {
       dropping = true;
       ctx.logger.warn({ maxSockets: server.maxConnections }, 'socket limit reached: closing new connections without an answer');
-      setTimeout(() => (dropping = false), HALF_CLOSE_GRACE_MS).unref();
+      setTimeout(() => (dropping = false), LOG_REPEAT_MS).unref();
     }
   });
   return server;
@@ -69,7 +69,7 @@ export function createGatewayServer(ctx: GatewayContext): http.Server {
 
 function refuse(ctx: GatewayContext, socket: Socket, err: EdgeError): void {
   ctx.metrics.upgrade(err.status);
-  writeRawError(socket, err, HALF_CLOSE_GRACE_MS);
+  writeRawError(socket, err, CLOSE_GRACE_MS);
 }
 
 /** Validate, resolve and hand an upgrade to the proxy. */

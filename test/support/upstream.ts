@@ -135,7 +135,7 @@ export async function startRawUpstream(behaviour: RawBehaviour): Promise<RawUpst
     s.on('data', onData);
     // 'ignore-fin-after-101' and 'hang': allowHalfOpen keeps our side open after the peer's FIN.
     s.on('end', () => {
-      if (behaviour === 'half-close-after-101') s.destroy();
+      if (behaviour !== 'ignore-fin-after-101') s.destroy();
     });
   });
   server.listen(0, '127.0.0.1');
@@ -232,6 +232,32 @@ export function rawExchange(port: number, request: string | Buffer, ms = 5000): 
       const text = Buffer.concat(chunks).toString('latin1');
       const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
       resolve({ text, status: m ? Number(m[1]) : 0, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
+    });
+    s.write(request);
+  });
+}
+
+/** Send `request` and resolve with the status line of the answer (then close): for upgrades that succeed. */
+export function upgradeStatus(port: number, request: string | Buffer, ms = 5000): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let text = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('no answer'));
+    }, ms);
+    s.on('error', () => undefined);
+    s.on('data', (d) => {
+      text += d.toString('latin1');
+      if (!text.includes('\r\n')) return;
+      clearTimeout(timer);
+      s.destroy();
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : 0, text });
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ status: 0, text });
     });
     s.write(request);
   });
