@@ -10,15 +10,18 @@
  * - anything else (network error, 5xx, unexpected close) → re-assign after capped exponential backoff with full jitter.
  */
 
+/** An event handler property; declared as a method so `ws` and DOM handler types (richer events) fit without casts. */
+type Handler<E> = { bivarianceHack(ev: E): void }['bivarianceHack'];
+
 /** The subset of the WHATWG WebSocket that both `ws` and browsers implement. */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason: string }> | null;
+  onerror: Handler<unknown> | null;
 }
 
 /** A WebSocket constructor: `ws` in Node, `window.WebSocket` in a browser. */
@@ -383,7 +386,7 @@ async function main(): Promise<void> {
   const { parseArgs } = await import('node:util');
   const { values } = parseArgs({ options: { url: { type: 'string', default: 'http://127.0.0.1:8080' }, ping: { type: 'string', default: '5000' } } });
   const { WebSocket } = await import('ws');
-  const client = new EdgeClient({ url: values.url!, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  const client = new EdgeClient({ url: values.url!, WebSocket });
   const log = (...a: unknown[]) => console.log(new Date().toISOString(), ...a);
   client.on('assign', (a) => log('assigned', a.podId, a.url));
   client.on('message', (m) => log('message', JSON.stringify(m)));

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { EdgeClient, type WebSocketConstructor } from './client.js';
+import { EdgeClient } from './client.js';
 
 /** Options of {@link runLoad}. */
 export interface LoadOptions {
@@ -75,7 +75,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadSummary> {
   const totals = () => clients.reduce((a, c) => ({ welcomes: a.welcomes + c.stats.welcomes, notices: a.notices + c.stats.reconnectNotices, failures: a.failures + c.stats.failures }), { welcomes: 0, notices: 0, failures: 0 });
 
   for (let i = 0; i < opts.clients; i++) {
-    const client = new EdgeClient({ url: opts.url, WebSocket: WebSocket as unknown as WebSocketConstructor });
+    const client = new EdgeClient({ url: opts.url, WebSocket });
     client.on('welcome', (w) => pods.add(w.podId));
     client.on('message', (m) => {
       if (m.type === 'pong' && typeof m.t === 'number') rtts.push(Date.now() - m.t);

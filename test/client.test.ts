@@ -18,7 +18,7 @@ import {
 } from '../examples/client.js';
 import { parseDuration, parseLoadArgs, runLoad } from '../examples/load.js';
 
-const WS = WebSocket as unknown as WebSocketConstructor;
+const WS = WebSocket;
 
 interface FakeGateway {
   url: string;

@@ -6,14 +6,14 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
-import { EdgeClient, type WebSocketConstructor } from '../examples/client.js';
+import { EdgeClient } from '../examples/client.js';
 import { loadConfig } from '../src/config.js';
 import { devBanner, start as startDev } from '../src/dev.js';
 import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry, createRedisRegistry } from '../src/registry/index.js';
 import { startRedis } from './support/redis.js';
 
-const WS = WebSocket as unknown as WebSocketConstructor;
+const WS = WebSocket;
 const QUICK = { GATEWAY_PORT: '0', HEARTBEAT_MS: '200', SCALER_INTERVAL_MS: '300', DRAIN_WINDOW_MS: '300', LOG_LEVEL: 'silent' };
 
 async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
@@ -126,7 +126,7 @@ test('with REDIS_URL the same stack runs on Redis: another process sees the pods
       return list.length === 2 && list.reduce((n, p) => n + p.connections, 0) === 3 && list;
     });
     assert.deepEqual(pods.map((p) => p.ip), ['127.0.0.1', '127.0.0.1']);
-    const decision = await until('a scaler decision in Redis', () => observer.getScalerDecision());
+    const decision = await until('a scaler decision in Redis', async () => (await observer.getScalerDecision()) ?? undefined);
     assert.equal(decision.desiredReplicas, 2);
   } finally {
     for (const c of clients) c.client.stop();

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
-import { EdgeClient, type WebSocketConstructor } from '../examples/client.js';
+import { EdgeClient } from '../examples/client.js';
 import { loadConfig } from '../src/config.js';
 import { start as startDev, type DevHandle } from '../src/dev.js';
 import { createLogger } from '../src/logger.js';
 
-const WS = WebSocket as unknown as WebSocketConstructor;
+const WS = WebSocket;
 const FAST = { SOCKET_TARGET_CONNECTIONS: '20', SCALER_INTERVAL_MS: '300', SCALE_IN_STABILIZATION_MS: '2000', DRAIN_WINDOW_MS: '1000', HEARTBEAT_MS: '200' };
 const CLIENTS = 100;
 

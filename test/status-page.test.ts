@@ -11,7 +11,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import ts from 'typescript';
 import { WebSocket } from 'ws';
-import { EdgeClient, type WebSocketConstructor } from '../examples/client.js';
+import { EdgeClient } from '../examples/client.js';
 import { loadConfig } from '../src/config.js';
 import { start as startDev } from '../src/dev.js';
 import { createLogger } from '../src/logger.js';
@@ -68,7 +68,7 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
 
     // Load from Node: 25 clients at 10 per pod → the scaler adds a pod and the page shows it without a reload.
     for (let i = 0; i < 25; i++) {
-      const c = new EdgeClient({ url: dev.url, WebSocket: WebSocket as unknown as WebSocketConstructor });
+      const c = new EdgeClient({ url: dev.url, WebSocket: WebSocket });
       clients.push(c);
       c.start();
     }
