@@ -90,7 +90,7 @@ export type RawBehaviour =
   | 'close' // accept, then close at once
   | 'close-after-101' // answer 101, then close
   | 'half-close-after-101' // answer 101, then send FIN but keep reading
-  | 'ignore-fin-after-101' // answer 101, never close even after the gateway's FIN
+  | 'open-after-101' // answer 101 and stay open until the peer closes
   | 'respond-503'; // answer 503 with a JSON body (a draining node)
 
 /** A raw TCP upstream with one behaviour; counts accepted and open connections. */
@@ -133,10 +133,7 @@ export async function startRawUpstream(behaviour: RawBehaviour): Promise<RawUpst
       }
     };
     s.on('data', onData);
-    // 'ignore-fin-after-101' and 'hang': allowHalfOpen keeps our side open after the peer's FIN.
-    s.on('end', () => {
-      if (behaviour !== 'ignore-fin-after-101') s.destroy();
-    });
+    s.on('end', () => s.destroy());
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
