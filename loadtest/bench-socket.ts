@@ -3,7 +3,8 @@
  * client processes (raw TCP sockets doing a minimal handshake, so the clients stay cheap). Measures the node's
  * RSS per 1,000 connections (against a bare uWebSockets.js server under the same load), the registry heartbeat
  * time at 0 and at full load, echo round-trips on loopback, and the admin port's /healthz latency.
- * Prints a table and writes artifacts/bench-socket.json. Loopback only; bounded to a few minutes.
+ * RSS growth is measured on anonymous resident memory (see rssAnon). Prints a table and writes
+ * artifacts/bench-socket.json. Loopback only; bounded to a few minutes.
  *
  * Options: --connections N (default 19,900: a process may hold at most 20,000 fds, the node needs a few for
  * itself), --clients P (client processes, default 2), --no-bare (skip the bare uWS comparison).
@@ -85,7 +86,7 @@ async function runServer(kind: 'node' | 'bare'): Promise<void> {
       setImmediate(() => {
         globalThis.gc?.();
         const mu = process.memoryUsage();
-        send({ type: 'rss', rss: mu.rss, heapUsed: mu.heapUsed, external: mu.external, connections: connections() });
+        send({ type: 'rss', rss: mu.rss, rssAnon: rssAnon(), heapUsed: mu.heapUsed, external: mu.external, connections: connections() });
       });
     } else if (m.type === 'close') {
       void close().then(() => {
@@ -176,7 +177,22 @@ function nextMessage(child: ChildProcess, type: string, timeoutMs = 120_000): Pr
   });
 }
 
-async function rss(child: ChildProcess): Promise<{ rss: number; heapUsed: number; external: number; connections: number }> {
+/**
+ * Anonymous resident memory (heap, buffers, uWS state) from /proc: the part that grows with connections. Total
+ * RSS also counts file-backed pages (the node binary) that the kernel may drop at any time, which makes
+ * differences of a few MiB meaningless on a host reclaiming memory. Falls back to RSS off Linux.
+ */
+function rssAnon(): number {
+  try {
+    const kb = /^RssAnon:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb) return Number(kb) * 1024;
+  } catch {
+    /* not Linux */
+  }
+  return process.memoryUsage().rss;
+}
+
+async function rss(child: ChildProcess): Promise<{ rss: number; rssAnon: number; heapUsed: number; external: number; connections: number }> {
   child.send({ type: 'rss' });
   return (await nextMessage(child, 'rss')) as never;
 }
@@ -275,7 +291,7 @@ async function loadPhase(kind: 'node' | 'bare', total: number, clientCount: numb
     await sleep(SETTLE_MS);
     const loaded = await rss(server);
     const after = extra ? await extra(ready) : {};
-    const perThousandMiB = (loaded.rss - base.rss) / MIB / (loaded.connections / 1000);
+    const perThousandMiB = (loaded.rssAnon - base.rssAnon) / MIB / (loaded.connections / 1000);
     return { kind, port, base, loaded, conn, perThousandMiB, before, after };
   } finally {
     for (const c of clients) c.kill('SIGKILL');
@@ -320,7 +336,10 @@ async function main(): Promise<void> {
       rss: {
         baselineMiB: +(node.base.rss / MIB).toFixed(1),
         loadedMiB: +(node.loaded.rss / MIB).toFixed(1),
+        anonBaselineMiB: +(node.base.rssAnon / MIB).toFixed(1),
+        anonLoadedMiB: +(node.loaded.rssAnon / MIB).toFixed(1),
         perThousandMiB: +node.perThousandMiB.toFixed(3),
+        heapUsedBaselineMiB: +(node.base.heapUsed / MIB).toFixed(1),
         heapUsedLoadedMiB: +(node.loaded.heapUsed / MIB).toFixed(1),
         bareUwsPerThousandMiB: bare ? +bare.perThousandMiB.toFixed(3) : null,
         targetPerThousandMiB: 1,
@@ -344,8 +363,8 @@ async function main(): Promise<void> {
     const n = result.connections.established;
     const rows: Array<[string, string, string]> = [
       ['connections held (node)', `${n.toLocaleString('en')} of ${total.toLocaleString('en')}`, `${result.connections.failed} failed, opened in ${result.connections.connectMs} ms`],
-      ['RSS baseline -> loaded', `${result.rss.baselineMiB} -> ${result.rss.loadedMiB} MiB`, `heap used ${result.rss.heapUsedLoadedMiB} MiB`],
-      ['RSS per 1,000 connections', `${result.rss.perThousandMiB} MiB`, `target <= 1 MiB${bare ? `; bare uWS ${result.rss.bareUwsPerThousandMiB} MiB` : ''}`],
+      ['RSS baseline -> loaded', `${result.rss.baselineMiB} -> ${result.rss.loadedMiB} MiB`, `anonymous ${result.rss.anonBaselineMiB} -> ${result.rss.anonLoadedMiB} MiB; V8 heap ${result.rss.heapUsedBaselineMiB} -> ${result.rss.heapUsedLoadedMiB} MiB`],
+      ['RSS per 1,000 connections', `${result.rss.perThousandMiB} MiB`, `anonymous RSS growth; target <= 1 MiB${bare ? `; bare uWS ${result.rss.bareUwsPerThousandMiB} MiB` : ''}`],
       ['heartbeat, 0 connections', `${result.heartbeat.idleMeanMs} ms`, `mean of ${result.heartbeat.idleBeats} beats (${result.registry})`],
       [`heartbeat, ${n.toLocaleString('en')} connections`, `${result.heartbeat.loadedMeanMs} ms`, `mean of ${result.heartbeat.loadedBeats} beats (${result.registry})`],
       ['echo RTT idle p50 / p99', `${result.echoRttMs.idle.p50} / ${result.echoRttMs.idle.p99} ms`, `${ECHO_ROUNDS} sequential round-trips`],
