@@ -69,44 +69,57 @@ export function createEndpointSliceResolver(opts: EndpointSliceResolverOptions):
   let byPod = new Map<string, Resolution>();
   let lastOk = -Infinity;
   let failing = true;
+  let failureLogged = false;
+  let unavailableLogged = false;
   let attempts = 0;
   let stopped = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let firstDone: () => void = () => undefined;
   const first = new Promise<void>((resolve) => (firstDone = resolve));
 
-  const informer = makeInformer<V1EndpointSlice>(
-    kc,
-    path,
-    async () => {
-      try {
-        const list = await api.listNamespacedEndpointSlice({ namespace: opts.namespace, labelSelector });
-        if (failing && Number.isFinite(lastOk)) log.info('endpointslice watch recovered');
-        lastOk = now();
-        failing = false;
-        attempts = 0;
-        return list;
-      } finally {
-        firstDone();
-      }
-    },
-    labelSelector,
-  );
-  const rebuild = () => {
-    byPod = indexSlices(informer.list(opts.namespace), opts.socketPort);
+  const list = async () => {
+    try {
+      const result = await api.listNamespacedEndpointSlice({ namespace: opts.namespace, labelSelector });
+      if (failing && failureLogged) log.info('endpointslice watch recovered');
+      lastOk = now();
+      failing = false;
+      failureLogged = false;
+      unavailableLogged = false;
+      attempts = 0;
+      return result;
+    } finally {
+      firstDone();
+    }
   };
-  informer.on('add', rebuild);
-  informer.on('update', rebuild);
-  informer.on('delete', rebuild);
-  informer.on('error', (err: unknown) => {
-    if (!failing) log.warn({ err }, 'endpointslice watch failed, serving the last view and retrying');
-    failing = true;
-    firstDone();
+  // A fresh informer per (re)start: it lists first, so nothing missed during an outage is kept stale.
+  let informer = makeOne();
+  function makeOne() {
+    const inf = makeInformer<V1EndpointSlice>(kc, path, list, labelSelector);
+    const rebuild = () => {
+      if (inf === informer) byPod = indexSlices(inf.list(opts.namespace), opts.socketPort);
+    };
+    inf.on('add', rebuild);
+    inf.on('update', rebuild);
+    inf.on('delete', rebuild);
+    inf.on('error', (err: unknown) => {
+      if (inf !== informer) return;
+      if (!failureLogged) log.warn({ err }, 'endpointslice list/watch failed, serving the last view and retrying');
+      failureLogged = true;
+      failing = true;
+      firstDone();
+      if (stopped) return;
+      const ceiling = Math.min(WATCH_RETRY_MAX_MS, WATCH_RETRY_MIN_MS * 2 ** Math.min(attempts++, 16));
+      retryTimer = setTimeout(restart, Math.round(ceiling / 2 + Math.random() * (ceiling / 2)));
+      retryTimer.unref();
+    });
+    return inf;
+  }
+  function restart(): void {
     if (stopped) return;
-    const ceiling = Math.min(WATCH_RETRY_MAX_MS, WATCH_RETRY_MIN_MS * 2 ** Math.min(attempts++, 16));
-    retryTimer = setTimeout(start, Math.round(ceiling / 2 + Math.random() * (ceiling / 2)));
-    retryTimer.unref();
-  });
+    void informer.stop();
+    informer = makeOne();
+    start();
+  }
   function start(): void {
     if (stopped) return;
     informer.start().catch((err: unknown) => {
@@ -120,7 +133,11 @@ export function createEndpointSliceResolver(opts: EndpointSliceResolverOptions):
   return {
     kind: 'endpointslices',
     resolve(podId) {
-      if (failing && now() - lastOk > opts.staleMs) return WATCH_UNAVAILABLE;
+      if (failing && now() - lastOk > opts.staleMs) {
+        if (!unavailableLogged) log.error({ staleMs: opts.staleMs }, 'endpointslice view too old: answering 503 registry_unavailable');
+        unavailableLogged = true;
+        return WATCH_UNAVAILABLE;
+      }
       return byPod.get(podId) ?? Resolved.NOT_FOUND;
     },
     ready: () => first,

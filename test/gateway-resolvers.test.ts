@@ -1,0 +1,130 @@
+/**
+ * Resolvers and the registry view: the `registry` resolver through a real Redis outage (stale view, then
+ * 503), `endpointslices` through the real @kubernetes/client-node informer against a fake API server,
+ * and `dns` with the real resolver and an injected one.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createRedisRegistry } from '../src/registry/index.js';
+import { startRedis } from './support/redis.js';
+import { startFakeEndpointSlices, slice } from './support/fake-endpointslices.js';
+import { pod, rawExchange, startGateway, startWsUpstream, upgradeRequest, upgradeStatus, waitFor, type TestGateway } from './support/upstream.js';
+
+async function statusOf(gw: TestGateway, podId: string): Promise<{ status: number; error?: string }> {
+  const raw = upgradeRequest(`/ws/${podId}/connect`);
+  const first = await upgradeStatus(gw.gateway.port, raw);
+  if (first.status === 101) return { status: 101 };
+  const r = await rawExchange(gw.gateway.port, raw);
+  return { status: r.status, error: (JSON.parse(r.body) as { error: string }).error };
+}
+
+test('registry outage: the last known view is served for GATEWAY_REGISTRY_STALE_MS, then 503 registry_unavailable; logged once per change', async () => {
+  const redis = await startRedis();
+  const up = await startWsUpstream({ hello: 'hi' });
+  const registry = createRedisRegistry({ url: redis.url, prefix: `gw-test-${process.pid}:`, maxBackoffMs: 100 });
+  const writer = createRedisRegistry({ url: redis.url, prefix: `gw-test-${process.pid}:`, maxBackoffMs: 100 });
+  const gw = await startGateway({ GATEWAY_REGISTRY_STALE_MS: '1500', HEARTBEAT_MS: '100' }, { registry });
+  const beat = () => writer.heartbeat(pod('p', up.port, { heartbeatMs: 100, updatedAt: Date.now() })).catch(() => undefined);
+  const beating = setInterval(beat, 100);
+  try {
+    await beat();
+    await waitFor(async () => (await statusOf(gw, 'p')).status === 101);
+    await redis.stop();
+    // Longer than the pod's own liveness (3 × 100 ms): still routed, from the frozen view.
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal((await statusOf(gw, 'p')).status, 101);
+    assert.equal((await fetch(`${gw.base}/ws/assign`)).status, 200);
+    assert.equal((await statusOf(gw, 'nope')).status, 404);
+    await waitFor(async () => (await statusOf(gw, 'p')).error === 'registry_unavailable', 5000, 100);
+    const assign = await fetch(`${gw.base}/ws/assign`);
+    assert.equal(assign.status, 503);
+    assert.equal(((await assign.json()) as { error: string }).error, 'registry_unavailable');
+    const m = await (await fetch(`${gw.base}/metrics`)).text();
+    assert.match(m, /rtc_gateway_registry_state\{[^}]*\} 2/);
+    await redis.start();
+    await waitFor(async () => (await statusOf(gw, 'p')).status === 101, 10_000, 100);
+    const msgs = gw.lines.map((l) => String(l.msg));
+    const countOf = (re: RegExp) => msgs.filter((x) => re.test(x)).length;
+    assert.equal(countOf(/serving the last known view/), 1, msgs.join('\n'));
+    assert.equal(countOf(/answering 503 registry_unavailable/), 1, msgs.join('\n'));
+    assert.equal(countOf(/view fresh/), 1, msgs.join('\n'));
+  } finally {
+    clearInterval(beating);
+    await gw.gateway.close();
+    await registry.close();
+    await writer.close();
+    await up.close();
+    await redis.stop();
+  }
+});
+
+test('endpointslices: targetRef.name → address via the real informer; terminating → 503, other Services ignored, deleted → 404; API outage → stale, then 503', async () => {
+  const api = await startFakeEndpointSlices('rtc');
+  const up = await startWsUpstream({ hello: 'hi' });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(api.kubeconfig);
+  api.upsert(slice('socket-abc', 'socket', up.port, [{ name: 'pod-a', ip: '127.0.0.1' }, { name: 'pod-b', ip: '127.0.0.1', ready: false }]));
+  api.upsert(slice('other-xyz', 'other', up.port, [{ name: 'pod-x', ip: '127.0.0.1' }]));
+  const gw = await startGateway({ GATEWAY_RESOLVER: 'endpointslices', SOCKET_SERVICE_NAME: 'socket', POD_NAMESPACE: 'rtc', GATEWAY_REGISTRY_STALE_MS: '1000' }, { kubeConfig });
+  try {
+    assert.equal((await statusOf(gw, 'pod-a')).status, 101);
+    assert.deepEqual(await statusOf(gw, 'pod-b'), { status: 503, error: 'pod_draining' });
+    assert.deepEqual(await statusOf(gw, 'pod-x'), { status: 404, error: 'pod_not_found' });
+    assert.deepEqual(await statusOf(gw, 'pod-z'), { status: 404, error: 'pod_not_found' });
+    assert.ok(api.requests.some((r) => r.includes('labelSelector=kubernetes.io%2Fservice-name%3Dsocket') && !r.includes('watch=true')), api.requests.join('\n'));
+    assert.ok(api.requests.some((r) => r.includes('watch=true')), 'no watch');
+
+    // A watch event: pod-a starts terminating.
+    api.upsert(slice('socket-abc', 'socket', up.port, [{ name: 'pod-a', ip: '127.0.0.1', ready: false, serving: true, terminating: true }, { name: 'pod-c', ip: '127.0.0.1' }]));
+    await waitFor(async () => (await statusOf(gw, 'pod-a')).status === 503);
+    assert.equal((await statusOf(gw, 'pod-c')).status, 101);
+    api.remove('socket-abc');
+    await waitFor(async () => (await statusOf(gw, 'pod-c')).status === 404);
+
+    // API outage: keep the last view for the stale window, then 503.
+    api.upsert(slice('socket-def', 'socket', up.port, [{ name: 'pod-d', ip: '127.0.0.1' }]));
+    await waitFor(async () => (await statusOf(gw, 'pod-d')).status === 101);
+    api.fail();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await statusOf(gw, 'pod-d')).status, 101);
+    await waitFor(async () => (await statusOf(gw, 'pod-d')).error === 'registry_unavailable', 5000, 100);
+    api.recover();
+    await waitFor(async () => (await statusOf(gw, 'pod-d')).status === 101, 15_000, 100);
+  } finally {
+    await gw.gateway.close();
+    await api.close();
+    await up.close();
+  }
+});
+
+test('dns: the nginx template with the real resolver; NXDOMAIN → 404, a slow resolver → 504', async () => {
+  const up = await startWsUpstream({ hello: 'hi' });
+  const real = await startGateway({ GATEWAY_RESOLVER: 'dns', GATEWAY_DNS_TEMPLATE: `{podId}:${up.port}` });
+  try {
+    assert.equal((await statusOf(real, 'localhost')).status, 101);
+  } finally {
+    await real.gateway.close();
+  }
+  const lookups: string[] = [];
+  const fake = await startGateway(
+    { GATEWAY_RESOLVER: 'dns', GATEWAY_DNS_TEMPLATE: `{podId}.socket.rtc.svc.cluster.local:${up.port}`, GATEWAY_UPSTREAM_TIMEOUT_MS: '200' },
+    {
+      lookup: async (host) => {
+        lookups.push(host);
+        if (host.startsWith('known.')) return { address: '127.0.0.1', family: 4 };
+        if (host.startsWith('slow.')) return new Promise(() => undefined);
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+      },
+    },
+  );
+  try {
+    assert.equal((await statusOf(fake, 'known')).status, 101);
+    assert.deepEqual(await statusOf(fake, 'gone'), { status: 404, error: 'pod_not_found' });
+    assert.deepEqual(await statusOf(fake, 'slow'), { status: 504, error: 'upstream_timeout' });
+    assert.ok(lookups.includes('known.socket.rtc.svc.cluster.local'));
+  } finally {
+    await fake.gateway.close();
+    await up.close();
+  }
+});
