@@ -25,6 +25,8 @@ const STATUS_SWITCHING = 101;
 /** nginx's code for "client closed the request before the response". */
 const STATUS_CLIENT_CLOSED = 499;
 const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+/** Reads from every pod socket land here and are copied out at once (one thread: never two reads at a time). */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 type LinkedSocket = net.Socket & { [LINK]?: Link };
 
@@ -99,7 +101,9 @@ export class UpgradeProxy {
    * sent after its head), and take over `client` (already `adopt`ed). `t0` = performance.now() when the upgrade was parsed.
    */
   forward(client: net.Socket, head: Buffer, upstream: Upstream, request: string, t0: number): void {
-    const up = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, allowHalfOpen: true }) as LinkedSocket;
+    // `onread`: the pod's bytes land in one shared buffer and are copied out (pooled for small frames),
+    // skipping the Readable machinery and the 64 KiB allocation Node makes per read.
+    const up = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, allowHalfOpen: true, onread: { buffer: READ_BUFFER, callback: onUpstreamRead } }) as LinkedSocket;
     const link = new Link(this, client as LinkedSocket, up, t0);
     (client as LinkedSocket)[LINK] = link;
     up[LINK] = link;
@@ -112,7 +116,6 @@ export class UpgradeProxy {
     up.on('close', onUpstreamClose);
     up.on('end', onEnd);
     up.on('drain', onDrain);
-    up.on('data', onUpstreamData);
     up.on('timeout', onUpstreamTimeout);
     up.setTimeout(this.opts.upstreamTimeoutMs);
     // Written before 'connect': net buffers it and sends head + early data in one writev.
@@ -220,6 +223,13 @@ function onClientData(this: LinkedSocket, chunk: Buffer): void {
   const link = this[LINK]!;
   if (link.closeSent) return; // the client's answer to our 1001 has nowhere to go
   if (!link.upstream.write(chunk)) this.pause();
+}
+
+function onUpstreamRead(this: LinkedSocket, nread: number, buf: Uint8Array): boolean {
+  const chunk = Buffer.allocUnsafe(nread);
+  chunk.set(buf.subarray(0, nread));
+  onUpstreamData.call(this, chunk);
+  return true;
 }
 
 function onUpstreamData(this: LinkedSocket, chunk: Buffer): void {

@@ -11,7 +11,9 @@
  * round trip (ping → pong = one message each way), sequential round-trip p50. At `--connections`
  * (default 2,000; median of `--runs`, default 3) and once at the descriptor limit (`--scale`, default
  * 9,900), where the gateway must answer 503 beyond its descriptors and keep serving. Loopback only,
- * bounded (< 5 min). Prints a table with ratios and writes artifacts/bench-gateway.json.
+ * bounded (< 5 min). Prints a table with ratios and writes artifacts/bench-gateway.json. Every proxy is
+ * first warmed up (1,000 connections opened, pinged and closed) so that Node's JIT-compiled code is
+ * measured in its steady state, as in a long-running gateway; baselines are taken after the warm-up.
  *
  * Options: --runs N, --connections N, --scale N (0 = skip), --engines gateway,nginx[,http-proxy-3],
  * --quick (1 run, 1,000 connections, scale 3,000), --profile (gateway runs with --cpu-prof and
@@ -39,6 +41,9 @@ const RELAY_CONNECTIONS = 2000;
 const RTT_SAMPLES = 1000;
 const SETTLE_MS = 1500;
 const EXTRA_AT_SCALE = 200;
+/** Connections opened, pinged and closed before measuring, so JIT-compiling proxies are measured warm (steady state). */
+const WARMUP_CONNECTIONS = 1000;
+const WARMUP_ROUNDS = 3;
 const SAMPLE_AFTER_OVERLOAD = 100;
 const MIB = 1024 * 1024;
 
@@ -366,8 +371,18 @@ async function closeAll(conns: WsConn[]): Promise<void> {
   await sleep(300);
 }
 
+async function warmUp(proxy: Proxy): Promise<void> {
+  const { conns } = await openMany(proxy.port, proxy.path, WARMUP_CONNECTIONS);
+  await Promise.all(conns.map(async (c, i) => {
+    for (let k = 0; k < WARMUP_ROUNDS; k++) await c.ping(i);
+  }));
+  await closeAll(conns);
+  await sleep(SETTLE_MS);
+}
+
 async function measure(mode: Mode, proxy: Proxy, n: number, atScale: boolean): Promise<Measurement> {
   const pid = proxy.pid;
+  await warmUp(proxy);
   const base = pid ? sample(pid) : undefined;
   const { conns, failures } = await openMany(proxy.port, proxy.path, n);
   const opened = pid ? sample(pid) : undefined;
