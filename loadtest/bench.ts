@@ -1,0 +1,122 @@
+/**
+ * `npm run bench`: runs the socket, gateway and scaler benchmarks (each writes artifacts/bench-*.json),
+ * then writes BENCHMARKS.md — machine, date, every figure and its ratio to its anchor.
+ * `npm run bench -- --report-only` re-renders BENCHMARKS.md from the existing artifacts.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const artifact = (name: string) => path.join(root, 'artifacts', `bench-${name}.json`);
+const BENCHES = ['socket', 'gateway', 'scaler'] as const;
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function run(name: string): void {
+  process.stderr.write(`\n=== bench:${name} ===\n`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', path.join(root, 'loadtest', `bench-${name}.ts`)], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`bench:${name} exited with ${r.status ?? r.signal}`);
+}
+
+const fmt = (v: unknown, digits = 2): string => (typeof v === 'number' && Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(digits)) : 'n/a');
+const ratio = (a: unknown, b: unknown): string => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
+const verdict = (ok: boolean | undefined): string => (ok === undefined ? '' : ok ? 'met' : '**missed**');
+
+/** Socket node section. */
+export function socketSection(s: Json): string[] {
+  const rss = s.rss ?? {};
+  const hb = s.heartbeat ?? {};
+  const rtt = s.echoRttMs ?? {};
+  return [
+    `### Socket node (${s.connections?.established ?? 'n/a'} idle connections to one node, registry: ${s.registry ?? 'n/a'})`,
+    '',
+    '| figure | rtc-edge | anchor | ratio | target |',
+    '|---|---|---|---|---|',
+    `| RSS per 1,000 idle connections (MiB, anonymous) | ${fmt(rss.perThousandMiB, 3)} | bare uWebSockets.js ${fmt(rss.bareUwsPerThousandMiB, 3)} | ${ratio(rss.perThousandMiB, rss.bareUwsPerThousandMiB)} | ≤ 1 MiB: ${verdict(typeof rss.perThousandMiB === 'number' ? rss.perThousandMiB <= 1 : undefined)} |`,
+    `| heartbeat cost (ms per beat) | ${fmt(hb.loadedMeanMs, 3)} at full load | ${fmt(hb.idleMeanMs, 3)} at 0 connections | ${ratio(hb.loadedMeanMs, hb.idleMeanMs)} | independent of connections |`,
+    `| echo round-trip p50 / p99 (ms, loopback) | ${fmt(rtt.loaded?.p50, 3)} / ${fmt(rtt.loaded?.p99, 3)} under load | ${fmt(rtt.idle?.p50, 3)} / ${fmt(rtt.idle?.p99, 3)} idle | ${ratio(rtt.loaded?.p50, rtt.idle?.p50)} | reported |`,
+    '',
+  ];
+}
+
+/** Gateway section: direct / gateway / nginx side by side. */
+export function gatewaySection(g: Json): string[] {
+  const r = g.results ?? {};
+  const out = [`### Gateway (medians of ${g.runs ?? 'n/a'} runs at ${g.connections ?? 'n/a'} connections, and one run at the descriptor limit)`, ''];
+  for (const [label, pick] of [
+    [`${g.connections ?? ''} connections`, (m: Json) => m?.median],
+    [`scale (${g.scale ?? ''} requested)`, (m: Json) => m?.scale],
+  ] as const) {
+    const d = pick(r.direct) ?? {};
+    const gw = pick(r.gateway) ?? {};
+    const ng = pick(r.nginx) ?? {};
+    out.push(
+      `**${label}** — connections held: direct ${d.connections ?? 'n/a'}, gateway ${gw.connections ?? 'n/a'}, nginx ${ng.connections ?? 'n/a'}`,
+      '',
+      '| figure | direct | rtc-edge gateway | nginx | gateway ratio | target |',
+      '|---|---|---|---|---|---|',
+      `| RSS per 1,000 idle proxied connections (MiB) | – | ${fmt(gw.rssPer1000MiB)} | ${fmt(ng.rssPer1000MiB)} | ${ratio(gw.rssPer1000MiB, ng.rssPer1000MiB)} of nginx | ≤ 10 MiB (half of nginx): ${verdict(typeof gw.rssPer1000MiB === 'number' ? gw.rssPer1000MiB <= 10 : undefined)} |`,
+      `| sequential round-trip p50 (µs) | ${fmt(d.rttP50Us)} | ${fmt(gw.rttP50Us)} | ${fmt(ng.rttP50Us)} | ${ratio(gw.rttP50Us, d.rttP50Us)} of direct (nginx ${ratio(ng.rttP50Us, d.rttP50Us)}) | ≤ 1.3× direct: ${verdict(typeof gw.rttP50Us === 'number' && typeof d.rttP50Us === 'number' ? gw.rttP50Us / d.rttP50Us <= 1.3 : undefined)} |`,
+      `| CPU per upgrade handshake (µs) | – | ${fmt(gw.cpuPerHandshakeUs)} | ${fmt(ng.cpuPerHandshakeUs)} | ${ratio(gw.cpuPerHandshakeUs, ng.cpuPerHandshakeUs)} of nginx | ≤ 3×: ${verdict(typeof gw.cpuPerHandshakeUs === 'number' && typeof ng.cpuPerHandshakeUs === 'number' ? gw.cpuPerHandshakeUs / ng.cpuPerHandshakeUs <= 3 : undefined)} |`,
+      `| CPU per relayed round-trip (µs) | – | ${fmt(gw.cpuPerRoundTripUs)} | ${fmt(ng.cpuPerRoundTripUs)} | ${ratio(gw.cpuPerRoundTripUs, ng.cpuPerRoundTripUs)} of nginx | ≤ 1.5×: ${verdict(typeof gw.cpuPerRoundTripUs === 'number' && typeof ng.cpuPerRoundTripUs === 'number' ? gw.cpuPerRoundTripUs / ng.cpuPerRoundTripUs <= 1.5 : undefined)} |`,
+      '',
+    );
+    if (gw.overload) out.push(`Past the limit: ${gw.overload.attempted} more connections attempted, ${gw.overload.proxied} proxied, refusals ${JSON.stringify(gw.overload.refused)}, existing connections still working: ${gw.overload.proxyAlive}, /healthz ${gw.overload.healthz}.`, '');
+  }
+  return out;
+}
+
+/** Scaler section: disruption against the optimum. */
+export function scalerSection(s: Json): string[] {
+  const out = [
+    `### Scaler (trace replay, seed ${s.seed ?? 'n/a'}): connections disrupted by scale-in`,
+    '',
+    '| trace | assignment | scale-ins | rtc-edge / optimum | StatefulSet / optimum | Deployment without costs / optimum | API writes per scale-in (continuous writer) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const t of s.traces ?? []) {
+    const r = t.ratioToOptimum ?? {};
+    const w = t.apiWrites;
+    out.push(`| ${t.trace} | ${t.assignment} | ${t.scaleIns ?? 'n/a'} | ${fmt(r['rtc-edge'], 3)}× | ${fmt(r.statefulset, 3)}× | ${fmt(r.deployment, 3)}× | ${w ? `${fmt(w.perScaleIn, 1)} (${fmt(w.continuousPerScaleIn, 0)})` : '–'} |`);
+  }
+  const o = s.overallRatioToOptimum ?? {};
+  out.push('', `Overall: rtc-edge ${fmt(o['rtc-edge'], 3)}× the optimum (target ≤ ${s.target?.ratio ?? 1.05}×: ${verdict(s.target?.met)}), StatefulSet ${fmt(o.statefulset, 3)}×, Deployment without costs ${fmt(o.deployment, 3)}×.`, '');
+  return out;
+}
+
+/** Render BENCHMARKS.md from the three artifacts. */
+export function render(data: Partial<Record<(typeof BENCHES)[number], Json>>, now = new Date()): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Written by \`npm run bench\` on ${now.toISOString().slice(0, 10)}: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.type()} ${os.release()}. Loopback only; raw numbers in \`artifacts/bench-*.json\`.`,
+    'Each figure stands beside its anchor (bare uWebSockets.js, a direct connection, nginx, the optimum) from the same run.',
+    '',
+  ];
+  if (data.socket) lines.push(...socketSection(data.socket));
+  if (data.gateway) lines.push(...gatewaySection(data.gateway));
+  if (data.scaler) lines.push(...scalerSection(data.scaler));
+  for (const b of BENCHES) if (!data[b]) lines.push(`_bench:${b}: no result (artifacts/bench-${b}.json missing)._`, '');
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const reportOnly = process.argv.includes('--report-only');
+  if (!reportOnly) for (const b of BENCHES) run(b);
+  const data: Partial<Record<(typeof BENCHES)[number], Json>> = {};
+  for (const b of BENCHES) if (existsSync(artifact(b))) data[b] = JSON.parse(readFileSync(artifact(b), 'utf8')) as Json;
+  const md = render(data);
+  writeFileSync(path.join(root, 'BENCHMARKS.md'), `${md}\n`);
+  process.stdout.write(md);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}
