@@ -54,6 +54,11 @@ class Link implements FrameCursor {
   /** Response head bytes received so far (handshake), or body bytes still expected (passthrough; -1 = until end). */
   head: Buffer | undefined = undefined;
   remaining = -1;
+  /** Handshake deadline (performance.now() ms) and its place in the proxy's deadline list. */
+  deadline = 0;
+  prev: Link | undefined = undefined;
+  next: Link | undefined = undefined;
+  armed = false;
   constructor(
     readonly proxy: UpgradeProxy,
     readonly client: LinkedSocket,
@@ -79,6 +84,11 @@ export class UpgradeProxy {
   pending = 0;
   private fdLogged = false;
   private idleWaiters: (() => void)[] = [];
+  // Handshake deadlines: one timer for all, over a list in deadline order (the timeout is constant),
+  // instead of a Timeout object per socket (Node keeps that one alive for the socket's whole life).
+  private first: Link | undefined;
+  private last: Link | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(readonly opts: ProxyOptions) {}
 
@@ -116,8 +126,7 @@ export class UpgradeProxy {
     up.on('close', onUpstreamClose);
     up.on('end', onEnd);
     up.on('drain', onDrain);
-    up.on('timeout', onUpstreamTimeout);
-    up.setTimeout(this.opts.upstreamTimeoutMs);
+    this.arm(link);
     // Written before 'connect': net buffers it and sends head + early data in one writev.
     up.write(request, 'latin1');
     if (head.length > 0) up.write(head);
@@ -145,6 +154,45 @@ export class UpgradeProxy {
         resolve();
       }
     });
+  }
+
+  /** @internal Start the handshake deadline of `link`. */
+  arm(link: Link): void {
+    link.deadline = performance.now() + this.opts.upstreamTimeoutMs;
+    link.armed = true;
+    link.prev = this.last;
+    if (this.last) this.last.next = link;
+    else this.first = link;
+    this.last = link;
+    if (!this.timer) this.schedule(this.opts.upstreamTimeoutMs);
+  }
+
+  /** @internal The handshake of `link` ended (relaying or torn down). */
+  disarm(link: Link): void {
+    if (!link.armed) return;
+    link.armed = false;
+    if (link.prev) link.prev.next = link.next;
+    else this.first = link.next;
+    if (link.next) link.next.prev = link.prev;
+    else this.last = link.prev;
+    link.prev = link.next = undefined;
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(ms)));
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    while (this.first && this.first.deadline <= now) {
+      const link = this.first;
+      if (link.phase === Phase.Handshake) failHandshake(link, Resolved.TIMEOUT);
+      else if (link.phase === Phase.Passthrough) endPassthrough(link);
+      this.disarm(link);
+    }
+    if (this.first) this.schedule(this.first.deadline - now);
   }
 
   /** @internal */
@@ -178,13 +226,6 @@ function onUpstreamError(this: LinkedSocket, err: NodeJS.ErrnoException): void {
     link.proxy.fdExhausted(err);
     failHandshake(link, Answer.OVERLOADED);
   } else failHandshake(link, Resolved.UNREACHABLE);
-}
-
-function onUpstreamTimeout(this: LinkedSocket): void {
-  const link = this[LINK];
-  if (!link) return;
-  if (link.phase === Phase.Handshake || link.phase === Phase.Passthrough) failHandshake(link, Resolved.TIMEOUT);
-  else this.destroy();
 }
 
 function onIdleTimeout(this: LinkedSocket): void {
@@ -297,7 +338,7 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
     return;
   }
   link.phase = Phase.Relay;
-  up.setTimeout(0);
+  proxy.disarm(link);
   proxy.active.add(link);
   proxy.opts.metrics.active(1);
   proxy.opts.metrics.handshake((performance.now() - link.t0) / 1000);
@@ -309,6 +350,7 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
 
 function endPassthrough(link: Link): void {
   link.phase = Phase.Done;
+  link.proxy.disarm(link);
   endGracefully(link.client, undefined, CLOSE_GRACE_MS);
   link.upstream.destroy();
 }
@@ -334,6 +376,7 @@ function onClientClose(this: LinkedSocket): void {
     proxy.opts.metrics.bytes(this.bytesRead, this.bytesWritten);
   }
   link.phase = Phase.Done;
+  proxy.disarm(link);
   link.upstream.destroy();
   proxy.settled();
 }
@@ -343,6 +386,7 @@ function failHandshake(link: Link, err: EdgeError): void {
   if (link.phase !== Phase.Handshake) return;
   link.phase = Phase.Done;
   const proxy = link.proxy;
+  proxy.disarm(link);
   proxy.pending--;
   proxy.opts.metrics.upgrade(err.status);
   link.upstream.destroy();
