@@ -130,6 +130,9 @@ export class UpgradeProxy {
     // Written before 'connect': net buffers it and sends head + early data in one writev.
     up.write(request, 'latin1');
     if (head.length > 0) up.write(head);
+    // Read the client from now on, so an abort during the pod's handshake is noticed at once (anything
+    // it sends early simply follows its request head).
+    client.on('data', onClientData);
   }
 
   /** Close every relayed connection with 1001 at a frame boundary; resolves when all are gone or after the grace. */
@@ -345,7 +348,6 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
   // Frames the pod sent right behind its 101 (the welcome message) go out in the same write.
   if (buf.length > bodyStart) advance(link, buf.subarray(bodyStart), false);
   if (!client.write(buf)) up.pause();
-  client.on('data', onClientData);
 }
 
 function endPassthrough(link: Link): void {

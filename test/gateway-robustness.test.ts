@@ -13,7 +13,7 @@ import {
 } from './support/upstream.js';
 
 const PER_WAY = 5000;
-const CONCURRENCY = 250;
+const CONCURRENCY = 500;
 
 /** Run `fn` `n` times, `CONCURRENCY` at a time. */
 async function many(n: number, fn: (i: number) => Promise<void>): Promise<void> {
