@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js';
 import { CloseCode } from '../src/constants.js';
 import { createMemoryRegistry } from '../src/registry/index.js';
 import { start as startSocketNode } from '../socket/index.js';
-import { captureLogs, rawExchange, startGateway, upgradeRequest, upgradeStatus, waitFor } from './support/upstream.js';
+import { captureLogs, rawExchange, startGateway, upgradeOutcome, upgradeRequest, upgradeStatus, waitFor } from './support/upstream.js';
 
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
@@ -55,9 +55,8 @@ test('through the real socket node: assign, welcome, ping/pong, hostile paths, d
     // The node drains: the gateway learns at once (registry change) and answers 503 pod_draining.
     const closed = once(ws, 'close');
     const draining = node.drain();
-    await waitFor(async () => (await rawExchange(gw.gateway.port, upgradeRequest('/ws/socket-e2e-1/connect')).then((r) => r.status)) === 503, 3000);
-    const r = await rawExchange(gw.gateway.port, upgradeRequest('/ws/socket-e2e-1/connect'));
-    assert.equal((JSON.parse(r.body) as { error: string }).error, 'pod_draining');
+    await waitFor(async () => (await upgradeOutcome(gw.gateway.port, upgradeRequest('/ws/socket-e2e-1/connect'))).status === 503, 3000);
+    assert.deepEqual(await upgradeOutcome(gw.gateway.port, upgradeRequest('/ws/socket-e2e-1/connect')), { status: 503, error: 'pod_draining' });
     const [code] = await closed;
     assert.equal(code, CloseCode.SERVICE_RESTART);
     await draining;

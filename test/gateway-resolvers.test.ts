@@ -9,14 +9,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createRedisRegistry } from '../src/registry/index.js';
 import { startRedis } from './support/redis.js';
 import { startFakeEndpointSlices, slice } from './support/fake-endpointslices.js';
-import { pod, rawExchange, startGateway, startWsUpstream, upgradeRequest, upgradeStatus, waitFor, type TestGateway } from './support/upstream.js';
+import { pod, startGateway, startWsUpstream, upgradeOutcome, upgradeRequest, waitFor, type TestGateway } from './support/upstream.js';
 
-async function statusOf(gw: TestGateway, podId: string): Promise<{ status: number; error?: string }> {
-  const raw = upgradeRequest(`/ws/${podId}/connect`);
-  const first = await upgradeStatus(gw.gateway.port, raw);
-  if (first.status === 101) return { status: 101 };
-  const r = await rawExchange(gw.gateway.port, raw);
-  return { status: r.status, error: (JSON.parse(r.body) as { error: string }).error };
+function statusOf(gw: TestGateway, podId: string): Promise<{ status: number; error?: string }> {
+  return upgradeOutcome(gw.gateway.port, upgradeRequest(`/ws/${podId}/connect`));
 }
 
 test('registry outage: the last known view is served for GATEWAY_REGISTRY_STALE_MS, then 503 registry_unavailable; logged once per change', async () => {

@@ -260,6 +260,43 @@ export function upgradeStatus(port: number, request: string | Buffer, ms = 5000)
   });
 }
 
+/** One upgrade attempt: `{status: 101}` as soon as it is accepted (then closed), else the status and JSON error code once the gateway closes. */
+export function upgradeOutcome(port: number, request: string | Buffer, ms = 5000): Promise<{ status: number; error?: string }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let text = '';
+    let done = false;
+    const finish = (r: { status: number; error?: string }) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => {
+      done = true;
+      s.destroy();
+      reject(new Error(`no answer within ${ms} ms: ${JSON.stringify(text.slice(0, 200))}`));
+    }, ms);
+    s.on('error', () => undefined);
+    s.on('data', (d) => {
+      text += d.toString('latin1');
+      if (text.startsWith('HTTP/1.1 101 ')) finish({ status: 101 });
+    });
+    s.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      let error: string | undefined;
+      try {
+        error = (JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error?: string }).error;
+      } catch {
+        /* not JSON */
+      }
+      finish({ status: m ? Number(m[1]) : 0, ...(error ? { error } : {}) });
+    });
+    s.write(request);
+  });
+}
+
 /** A WebSocket upgrade request head for `path`. */
 export function upgradeRequest(path: string, extra = ''): string {
   return `GET ${path} HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
