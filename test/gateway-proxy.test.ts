@@ -285,7 +285,7 @@ describe('gateway limits', () => {
     }
   });
 
-  test('graceful close: readiness 503, new upgrades 503, proxied connections kept for GATEWAY_DRAIN_MS then closed with 1001', async () => {
+  test('graceful close: stops accepting, keeps proxied connections for GATEWAY_DRAIN_MS, then closes them with 1001', async () => {
     const up = await startWsUpstream({ hello: 'hi' });
     const gw = await startGateway({ GATEWAY_DRAIN_MS: '400' });
     await gw.registry.heartbeat(pod('p', up.port));
@@ -295,7 +295,11 @@ describe('gateway limits', () => {
     const closedAt = once(ws, 'close');
     const t0 = Date.now();
     const closing = gw.gateway.close();
-    // Still relaying during the drain.
+    // No new connections (the listen socket is closed at once)...
+    const refused = net.connect(gw.gateway.port, '127.0.0.1');
+    const [err] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNREFUSED');
+    // ...but the proxied one still relays during the drain.
     ws.send('during drain');
     const [m] = await once(ws, 'message');
     assert.equal(String(m), 'during drain');
