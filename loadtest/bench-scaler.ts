@@ -18,6 +18,7 @@ import { createAssigner } from '../gateway/assign.js';
 import type { PodRecord } from '../src/registry/registry.js';
 import { decide, initialPolicyState, type PolicyConfig } from '../scaler/policy.js';
 import { podsToDelete, type RankablePod } from '../scaler/ranking.js';
+import { mulberry32 } from '../test/support/random.js';
 
 const SEED = 20_260_101;
 const TICK_S = 1;
@@ -29,18 +30,6 @@ const BOOT_S = 15;
 const SCALE_LATENCY_S = 1;
 const TARGET_RATIO = 1.05;
 const POLICY: PolicyConfig = { minReplicas: 2, maxReplicas: 50, targetConnections: 1000, scaleInStabilizationMs: 300_000, scaleInMaxStep: 1 };
-
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const expSample = (r: () => number, mean: number) => -Math.log(1 - r()) * mean;
 
@@ -121,7 +110,7 @@ interface Schedule {
 }
 
 function buildSchedule(trace: Trace, seed: number): Schedule {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const ends: number[] = [];
   const arrivalsAt: number[] = [];
   const endsAt = new Map<number, number>();
@@ -189,7 +178,7 @@ interface SimResult {
 type Assignment = 'least-loaded' | 'random';
 
 function simulate(s: Schedule, strategy: Strategy, seed: number, assignment: Assignment): SimResult {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const assigner = createAssigner({ random: r });
   const pods: SimPod[] = [];
   let nextOrdinal = 0;

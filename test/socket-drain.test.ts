@@ -3,24 +3,13 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planDrain, retryAfterMs, runDrain, shuffle } from '../socket/drain.js';
 import { Client, startNode } from './socket-support.js';
-
-/** Deterministic PRNG (mulberry32) for schedule tests. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './support/random.js';
 
 describe('drain schedule', () => {
   test('one jittered slot per connection: ascending, inside the window, each in its own slot', () => {
     const n = 1000;
     const w = 60_000;
-    const plan = planDrain(n, w, seeded(1));
+    const plan = planDrain(n, w, mulberry32(1));
     assert.equal(plan.length, n);
     for (let i = 0; i < n; i++) {
       assert.ok(plan[i]! >= (i * w) / n && plan[i]! < ((i + 1) * w) / n, `slot ${i}`);
@@ -35,10 +24,10 @@ describe('drain schedule', () => {
 
   test('shuffle is a permutation; retryAfterMs is jittered within its bounds', () => {
     const items = Array.from({ length: 100 }, (_, i) => i);
-    const out = shuffle([...items], seeded(2));
+    const out = shuffle([...items], mulberry32(2));
     assert.deepEqual([...out].sort((a, b) => a - b), items);
     assert.notDeepEqual(out, items);
-    const r = seeded(3);
+    const r = mulberry32(3);
     const values = Array.from({ length: 500 }, () => retryAfterMs(r));
     assert.ok(values.every((v) => Number.isInteger(v) && v >= 250 && v < 2250));
     assert.ok(new Set(values).size > 100);
