@@ -7,7 +7,8 @@ import { loadConfig } from '../src/config.js';
 import { CloseCode } from '../src/constants.js';
 import { createMemoryRegistry } from '../src/registry/index.js';
 import { start as startSocketNode } from '../socket/index.js';
-import { captureLogs, rawExchange, startGateway, upgradeOutcome, upgradeRequest, upgradeStatus, waitFor } from './support/upstream.js';
+import { rawExchange, startGateway, upgradeOutcome, upgradeRequest, upgradeStatus, waitFor } from './support/upstream.js';
+import { captureLogs } from './support/logs.js';
 
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);

@@ -14,7 +14,8 @@ import { createLeaseElector } from '../scaler/leader.js';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
 import { startRedis } from './support/redis.js';
-import { FAST, HEARTBEAT_MS, captureLogs, scalerTestConfig, startHeartbeats, type Heartbeats, type LogCapture } from './support/scaler-session.js';
+import { FAST, HEARTBEAT_MS, scalerTestConfig, startHeartbeats, type Heartbeats } from './support/scaler-session.js';
+import { captureLogs, type LogCapture } from './support/logs.js';
 
 interface Env {
   fake: FakeKubernetes;

@@ -11,7 +11,8 @@ import { createMemoryRegistry } from '../src/registry/memory.js';
 import type { Registry } from '../src/registry/registry.js';
 import { start, type ScalerDeps, type ScalerHandle } from '../scaler/index.js';
 import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
-import { FAST, activeInCache, captureLogs, scalerTestConfig, startHeartbeats, tickUntil, type Heartbeats, type LogCapture } from './support/scaler-session.js';
+import { FAST, activeInCache, scalerTestConfig, startHeartbeats, tickUntil, type Heartbeats } from './support/scaler-session.js';
+import { captureLogs, type LogCapture } from './support/logs.js';
 
 interface Env {
   fake: FakeKubernetes;

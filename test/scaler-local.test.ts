@@ -10,7 +10,8 @@ import { createMemoryRegistry } from '../src/registry/memory.js';
 import type { Registry } from '../src/registry/registry.js';
 import { start, type ScalerHandle } from '../scaler/index.js';
 import { createLocalWorkload, type LocalWorkload } from '../scaler/workload-local.js';
-import { captureLogs, scalerTestConfig } from './support/scaler-session.js';
+import { scalerTestConfig } from './support/scaler-session.js';
+import { captureLogs } from './support/logs.js';
 
 const localConfig = () =>
   scalerTestConfig({

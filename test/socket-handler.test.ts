@@ -7,7 +7,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { start } from '../socket/index.js';
-import { captureLogger, Client, startNode, testConfig, waitFor, type TestNode } from './socket-support.js';
+import { Client, startNode, testConfig, waitFor, type TestNode } from './socket-support.js';
+import { captureLogs } from './support/logs.js';
 
 const HANDLER_SOURCE = `
 export const events = [];
@@ -172,7 +173,7 @@ describe('handler loading', () => {
         [path.join(dir, 'factory.mjs'), /handler factory failed: no db/],
       ];
       for (const [spec, re] of cases) {
-        const { logger } = captureLogger();
+        const { logger } = captureLogs();
         await assert.rejects(start(testConfig({ SOCKET_HANDLER: spec }), { logger, host: '127.0.0.1' }), re, spec);
       }
     } finally {

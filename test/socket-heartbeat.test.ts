@@ -6,7 +6,8 @@ import { createMemoryRegistry, type PodRecord, type Registry, type RegistryStatu
 import { createMetricsRegistry } from '../src/metrics.js';
 import { createHeartbeat } from '../socket/heartbeat.js';
 import { createSocketMetrics } from '../socket/metrics.js';
-import { captureLogger, waitFor } from './socket-support.js';
+import { waitFor } from './socket-support.js';
+import { captureLogs } from './support/logs.js';
 
 type Mode = 'up' | 'down' | 'hang';
 
@@ -48,7 +49,7 @@ function switchable(): { registry: Registry; inner: Registry; set(mode: Mode, st
 
 function setup(intervalMs: number) {
   const sw = switchable();
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs();
   const metrics = createSocketMetrics(createMetricsRegistry('socket', false), { connections: () => 0, draining: () => false, registryUp: () => true });
   const state = { draining: false, n: 0 };
   const record = (): PodRecord => ({ podId: 'hb', ip: '127.0.0.1', port: 1, adminPort: 2, connections: state.n, draining: state.draining, startedAt: 0, updatedAt: Date.now(), heartbeatMs: intervalMs });

@@ -1,23 +1,10 @@
 /** Test helpers for socket node tests: start a node on loopback port 0, capture its logs, real `ws` clients. */
-import { Writable } from 'node:stream';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { loadConfig, type Config } from '../src/config.js';
-import { createLogger, type Logger } from '../src/logger.js';
 import { createMemoryRegistry, type Registry } from '../src/registry/index.js';
 import { start, type SocketNodeHandle, type SocketDeps } from '../socket/index.js';
-
-/** A pino logger whose JSON lines are kept in `lines`. */
-export function captureLogger(level: 'info' | 'debug' | 'warn' = 'info'): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: createLogger(level, sink), lines };
-}
+import { captureLogs } from './support/logs.js';
 
 let seq = 0;
 
@@ -39,7 +26,7 @@ export interface TestNode {
 /** Start a node on 127.0.0.1 with a memory registry (unless `deps.registry`/REDIS_URL says otherwise). */
 export async function startNode(env: Record<string, string> = {}, deps: Partial<SocketDeps> = {}): Promise<TestNode> {
   const config = testConfig(env);
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogs();
   const registry = deps.registry ?? (config.redisUrl ? undefined : createMemoryRegistry());
   const node = await start(config, { logger, host: '127.0.0.1', ...deps, ...(registry ? { registry } : {}) });
   return { node, registry: registry!, lines, url: `ws://127.0.0.1:${node.port}/ws/connect`, admin: `http://127.0.0.1:${node.adminPort}`, config };

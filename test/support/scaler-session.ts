@@ -1,19 +1,18 @@
 /**
- * Scaler test support: config for tests, heartbeats for the fake's pods, a log capture, and
+ * Scaler test support: config for tests, heartbeats for the fake's pods, and
  * `runRecordedScalerSession()` — a realistic session (two replicas with Lease election, scale-out,
  * scale-in with deletion costs, failover) against the fake API server whose recorded RBAC verbs the
  * Helm chart test compares with the chart's Role.
  */
-import { Writable } from 'node:stream';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger, type Logger } from '../../src/logger.js';
 import { createMemoryRegistry } from '../../src/registry/memory.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { start as startScaler, type ScalerDeps, type ScalerHandle } from '../../scaler/index.js';
 import { startFakeKubernetes, type ApiPermission, type FakeKubernetes, type RecordedRequest } from './fake-k8s.js';
+import { captureLogs } from './logs.js';
 
 /** Scaler config for tests: ticks driven by the test (`handle.tick()`), admin on port 0. */
 export function scalerTestConfig(overrides: Partial<Config> = {}): Config {
@@ -44,25 +43,6 @@ export const FAST: Pick<ScalerDeps, 'retry' | 'lease' | 'confirmTimeoutMs' | 'vi
   confirmTimeoutMs: 3000,
   victimTimeoutMs: 3000,
 };
-
-/** Pino lines captured in memory. */
-export interface LogCapture {
-  logger: Logger;
-  lines: Array<Record<string, unknown> & { msg: string; level: number }>;
-  messages(): string[];
-}
-
-/** A logger whose JSON lines land in `lines` (level info unless told). */
-export function captureLogs(level: 'debug' | 'info' = 'info'): LogCapture {
-  const lines: LogCapture['lines'] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { logger: createLogger(level, stream), lines, messages: () => lines.map((l) => l.msg) };
-}
 
 /** Heartbeats the fake's Ready pods write into a registry, as socket nodes would. */
 export interface Heartbeats {

@@ -7,24 +7,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger, type Logger } from '../../src/logger.js';
 import { createMemoryRegistry, type PodRecord, type Registry } from '../../src/registry/index.js';
 import { start, type GatewayDeps, type GatewayHandle } from '../../gateway/index.js';
-
-/** A pino logger whose JSON lines are kept in `lines`. */
-export function captureLogs(level: 'info' | 'debug' | 'warn' | 'error' = 'info'): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: createLogger(level, sink), lines };
-}
+import { captureLogs } from './logs.js';
 
 /** A handshake the upstream saw. */
 export interface SeenRequest {
