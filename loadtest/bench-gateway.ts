@@ -31,6 +31,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../test/support/net.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const POD_ID = 'bench-pod';
@@ -251,15 +252,6 @@ async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals
   const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
   await exited;
   clearTimeout(t);
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 async function httpStatus(url: string): Promise<number> {

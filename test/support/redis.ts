@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
+import { freePort } from './net.js';
 
 export interface RedisServer {
   port: number;
@@ -10,16 +11,6 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Start it again on the same port (empty: persistence is off). */
   start(): Promise<void>;
-}
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
