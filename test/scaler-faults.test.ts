@@ -14,49 +14,16 @@ import { createLeaseElector } from '../scaler/leader.js';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
 import { startRedis } from './support/redis.js';
-import { FAST, HEARTBEAT_MS, scalerTestConfig, startHeartbeats, type Heartbeats } from './support/scaler-session.js';
-import { captureLogs, type LogCapture } from './support/logs.js';
+import { FAST, HEARTBEAT_MS, scalerTestConfig, startHeartbeats } from './support/scaler-session.js';
+import { captureLogs } from './support/logs.js';
+import { scalePatches, scalerMetric, startScalerEnv, type ScalerEnv } from './support/scaler-env.js';
 
-interface Env {
-  fake: FakeKubernetes;
-  registry: Registry;
-  hb: Heartbeats;
-  logs: LogCapture;
-  scaler: ScalerHandle;
-  close(): Promise<void>;
-}
-
-async function setup(fakeOpts: FakeK8sOptions, cfg: Partial<Config> = {}, deps: Partial<ScalerDeps> = {}, registry: Registry = createMemoryRegistry()): Promise<Env> {
-  const fake = await startFakeKubernetes(fakeOpts);
-  const hb = startHeartbeats(registry, fake);
-  const logs = captureLogs();
-  await hb.beat().catch(() => undefined);
-  const scaler = await start(scalerTestConfig(cfg), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig('scaler-a'), admin: false, ...FAST, ...deps });
-  await fake.waitFor(() => scaler.isLeader(), 5000, 'the Lease');
-  return {
-    fake,
-    registry,
-    hb,
-    logs,
-    scaler,
-    async close() {
-      hb.stop();
-      await scaler.close();
-      await registry.close();
-      await fake.close();
-    },
-  };
-}
-
-const metric = async (s: ScalerHandle, name: string, labels: string) => {
-  const text = await s.metrics.registry.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line ? Number(line.split(' ').pop()) : 0;
-};
-const scaleWrites = (fake: FakeKubernetes) => fake.requests.filter((r) => r.subresource === 'scale' && r.verb === 'patch');
+/** The scaler environment; the first heartbeat round may fail (the registry test brings Redis down). */
+const setup = (fakeOpts: FakeK8sOptions, cfg: Partial<Config> = {}, deps: Partial<ScalerDeps> = {}, registry: Registry = createMemoryRegistry()) =>
+  startScalerEnv(fakeOpts, cfg, deps, { registry, firstBeatMayFail: true });
 const nonLeaseWrites = (fake: FakeKubernetes, user?: string) => fake.writes().filter((w) => w.resource !== 'leases' && (!user || w.user === user));
 
-async function setLoad(env: Env, per: number) {
+async function setLoad(env: ScalerEnv, per: number) {
   for (const n of env.fake.podNames()) env.hb.connections.set(n, per);
   await env.hb.beat();
 }
@@ -68,7 +35,7 @@ test('409 on the scale patch: re-read, still the same replicas, retried and appl
     env.fake.injectFault({ status: 409, verb: 'patch', resource: 'deployments/scale', times: 1 });
     await env.scaler.tick();
     assert.equal(env.fake.replicas(), 4);
-    assert.deepEqual(scaleWrites(env.fake).map((r) => r.status), [409, 200]);
+    assert.deepEqual(scalePatches(env.fake).map((r) => r.status), [409, 200]);
     assert.ok(env.logs.messages().includes('✓ Successfully scaled Deployment socket to 4 replicas'));
   } finally {
     await env.close();
@@ -86,7 +53,7 @@ test('429 with Retry-After: the retry waits at least that long, then succeeds', 
     const limited = patches.find((r) => r.status === 429)!;
     const retry = patches.find((r) => r.name === limited.name && r.status === 200)!;
     assert.ok(retry.at - limited.at >= 950, `retried after ${retry.at - limited.at} ms, Retry-After was 1 s`);
-    assert.equal(await metric(env.scaler, 'rtc_scaler_api_errors_total', 'status="429"'), 1);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_api_errors_total', 'status="429"'), 1);
   } finally {
     await env.close();
   }
@@ -99,7 +66,7 @@ test('500s are retried with backoff and counted by status', async () => {
     env.fake.injectFault({ status: 500, verb: 'get', resource: 'deployments/scale', times: 2 });
     await env.scaler.tick();
     assert.equal(env.fake.replicas(), 4);
-    assert.equal(await metric(env.scaler, 'rtc_scaler_api_errors_total', 'status="500",verb="get",resource="deployments/scale"'), 2);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_api_errors_total', 'status="500",verb="get",resource="deployments/scale"'), 2);
   } finally {
     await env.close();
   }
@@ -116,7 +83,7 @@ test('403: the log names the missing RBAC rule once; the scaler keeps running', 
     const forbidden = env.logs.lines.filter((l) => l.msg.startsWith('Kubernetes API forbade patch on deployments/scale'));
     assert.equal(forbidden.length, 1, 'logged once');
     assert.match(forbidden[0]!.msg, /needs apiGroups: \["apps"\], resources: \["deployments\/scale"\], verbs: \["patch"\]/);
-    assert.equal(await metric(env.scaler, 'rtc_scaler_api_errors_total', 'status="403"'), 2);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_api_errors_total', 'status="403"'), 2);
     env.fake.clearFaults();
     await env.scaler.tick();
     assert.equal(env.fake.replicas(), 4, 'acts again once RBAC is fixed');
@@ -154,7 +121,7 @@ test('stale registry: heartbeats stop → hold (logged once, counted), no scale 
     assert.equal(env.fake.replicas(), 4);
     assert.equal(nonLeaseWrites(env.fake).length, 0);
     assert.equal(env.logs.lines.filter((l) => l.reason === 'registry-stale').length, 1);
-    assert.equal(await metric(env.scaler, 'rtc_scaler_holds_total', 'reason="registry-stale"'), 2);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_holds_total', 'reason="registry-stale"'), 2);
   } finally {
     await env.close();
   }

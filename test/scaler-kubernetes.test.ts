@@ -5,49 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Config } from '../src/config.js';
 import { DELETION_COST_ANNOTATION } from '../src/constants.js';
-import { createMemoryRegistry } from '../src/registry/memory.js';
-import type { Registry } from '../src/registry/registry.js';
-import { start, type ScalerDeps, type ScalerHandle } from '../scaler/index.js';
-import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
-import { FAST, activeInCache, scalerTestConfig, startHeartbeats, tickUntil, type Heartbeats } from './support/scaler-session.js';
-import { captureLogs, type LogCapture } from './support/logs.js';
-
-interface Env {
-  fake: FakeKubernetes;
-  registry: Registry;
-  hb: Heartbeats;
-  logs: LogCapture;
-  scaler: ScalerHandle;
-  close(): Promise<void>;
-}
-
-async function setup(fakeOpts: FakeK8sOptions, cfg: Partial<Config> = {}, deps: Partial<ScalerDeps> = {}): Promise<Env> {
-  const fake = await startFakeKubernetes(fakeOpts);
-  const registry = createMemoryRegistry();
-  const hb = startHeartbeats(registry, fake);
-  const logs = captureLogs();
-  await hb.beat();
-  const scaler = await start(scalerTestConfig(cfg), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig('scaler-a'), admin: false, ...FAST, ...deps });
-  await fake.waitFor(() => scaler.isLeader(), 5000, 'the Lease');
-  return {
-    fake,
-    registry,
-    hb,
-    logs,
-    scaler,
-    async close() {
-      hb.stop();
-      await scaler.close();
-      await registry.close();
-      await fake.close();
-    },
-  };
-}
+import type { FakeKubernetes } from './support/fake-k8s.js';
+import { activeInCache, tickUntil } from './support/scaler-session.js';
+import { scalePatches, scalerMetric, startScalerEnv, type ScalerEnv } from './support/scaler-env.js';
 
 /** Give the pods these connection counts (in pod order) and write one heartbeat round. */
-async function load(env: Env, counts: number[]): Promise<string[]> {
+async function load(env: ScalerEnv, counts: number[]): Promise<string[]> {
   const names = env.fake.podNames();
   assert.equal(names.length, counts.length, 'one count per pod');
   names.forEach((n, i) => env.hb.connections.set(n, counts[i]!));
@@ -56,15 +20,9 @@ async function load(env: Env, counts: number[]): Promise<string[]> {
 }
 
 const costPatches = (fake: FakeKubernetes) => fake.requests.filter((r) => r.resource === 'pods' && r.verb === 'patch');
-const scalePatches = (fake: FakeKubernetes) => fake.requests.filter((r) => r.subresource === 'scale' && r.verb === 'patch');
-const metric = async (s: ScalerHandle, name: string, labels = '') => {
-  const text = await s.metrics.registry.metrics();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line ? Number(line.split(' ').pop()) : 0;
-};
 
 test('scale-in removes the least-loaded pod; annotations equal the live counts; only changed values are rewritten', async () => {
-  const env = await setup({ replicas: 3 }, { socketMinReplicas: 1 });
+  const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 1 });
   try {
     const [a, b, c] = await load(env, [500, 50, 100]);
     await env.scaler.tick();
@@ -89,7 +47,7 @@ test('scale-in removes the least-loaded pod; annotations equal the live counts; 
     await env.hb.beat();
     await env.scaler.tick();
     assert.ok(env.logs.messages().some((m) => m.startsWith(`scale-in removed pod ${b} with 50 connections: one of the least-loaded`)));
-    assert.equal(await metric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="true"'), 1);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="true"'), 1);
     assert.equal(env.fake.replicas(), 1, env.scaler.lastDecision()?.message);
     assert.equal(costPatches(env.fake).length, before, 'a and c still carry 500 and 100: no rewrite');
     await env.fake.waitFor(() => activeInCache(env.scaler) === 1);
@@ -101,14 +59,14 @@ test('scale-in removes the least-loaded pod; annotations equal the live counts; 
     assert.deepEqual(decision?.deletionCosts, { [a!]: 500, [c!]: 100 });
     const kinds = (await env.registry.recentEvents()).map((e) => e.kind);
     assert.ok(kinds.includes('scale-in') && kinds.includes('victim'));
-    assert.equal(await metric(env.scaler, 'rtc_scaler_deletion_cost_patches_total'), 3);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_deletion_cost_patches_total'), 3);
   } finally {
     await env.close();
   }
 });
 
 test('annotations change only when a scale-in is about to happen, never while steady', async () => {
-  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 });
+  const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 2 });
   try {
     await load(env, [900, 800, 700]);
     for (let i = 0; i < 5; i++) await env.scaler.tick();
@@ -120,7 +78,7 @@ test('annotations change only when a scale-in is about to happen, never while st
 });
 
 test('scale-out: at once, bounded per step; pods on the way count, so no repeated scale-out while they boot', async () => {
-  const env = await setup({ replicas: 2, startup: { scheduleMs: 150, readyMs: 250 } }, { socketMinReplicas: 2 });
+  const env = await startScalerEnv({ replicas: 2, startup: { scheduleMs: 150, readyMs: 250 } }, { socketMinReplicas: 2 });
   try {
     await env.fake.waitFor(() => env.fake.activePods().every((p) => p.status.phase === 'Running'), 5000, 'initial pods ready');
     await load(env, [2500, 2500]);
@@ -148,7 +106,7 @@ test('scale-out: at once, bounded per step; pods on the way count, so no repeate
 });
 
 test('ties: with two equally least-loaded pods, either one is an honored removal', async () => {
-  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 });
+  const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 2 });
   try {
     const [a, b, c] = await load(env, [100, 900, 100]);
     await env.scaler.tick();
@@ -157,15 +115,15 @@ test('ties: with two equally least-loaded pods, either one is an honored removal
     const removed = [a, b, c].find((n) => !env.fake.podNames().includes(n!));
     assert.ok(removed === a || removed === c, 'a 100-connection pod went');
     await env.scaler.tick();
-    assert.equal(await metric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="true"'), 1);
-    assert.equal(await metric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="false"'), 0);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="true"'), 1);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="false"'), 0);
   } finally {
     await env.close();
   }
 });
 
 test('stabilization: no scale-in (and no annotation write) until desired stayed lower for the window', async () => {
-  const env = await setup({ replicas: 4 }, { socketMinReplicas: 2, scaleInStabilizationMs: 600 });
+  const env = await startScalerEnv({ replicas: 4 }, { socketMinReplicas: 2, scaleInStabilizationMs: 600 });
   try {
     await load(env, [100, 200, 300, 400]);
     const t0 = Date.now();
@@ -186,7 +144,7 @@ test('stabilization: no scale-in (and no annotation write) until desired stayed 
 });
 
 test('bounds: below min scales out to min; load beyond max stops at max', async () => {
-  const env = await setup({ replicas: 1 }, { socketMinReplicas: 2, socketMaxReplicas: 4 });
+  const env = await startScalerEnv({ replicas: 1 }, { socketMinReplicas: 2, socketMaxReplicas: 4 });
   try {
     await env.scaler.tick();
     assert.equal(env.fake.replicas(), 2);
@@ -206,7 +164,7 @@ test('bounds: below min scales out to min; load beyond max stops at max', async 
 });
 
 test('a Ready pod that never heartbeats gets deletion cost 0 and is removed first', async () => {
-  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 }, { bootGraceMs: 0 });
+  const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 2 }, { bootGraceMs: 0 });
   try {
     const [a, b, c] = env.fake.podNames();
     env.hb.silent.add(c!);
@@ -225,7 +183,7 @@ test('a Ready pod that never heartbeats gets deletion cost 0 and is removed firs
 });
 
 test('a pod whose heartbeat died is not capacity: replaced by a scale-out', async () => {
-  const env = await setup({ replicas: 4 }, { socketMinReplicas: 2 }, { bootGraceMs: 0 });
+  const env = await startScalerEnv({ replicas: 4 }, { socketMinReplicas: 2 }, { bootGraceMs: 0 });
   try {
     const names = await load(env, [900, 900, 900, 900]);
     await env.scaler.tick();
@@ -244,7 +202,7 @@ test('a pod whose heartbeat died is not capacity: replaced by a scale-out', asyn
 });
 
 test('rollout in progress: scale-in held (and logged) until one ReplicaSet is left', async () => {
-  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 });
+  const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 2 });
   try {
     await load(env, [100, 100, 100]);
     env.fake.startRollout(1);
@@ -269,7 +227,7 @@ test('rollout in progress: scale-in held (and logged) until one ReplicaSet is le
 });
 
 test('a victim still draining holds the next scale-in until its clients are gone', async () => {
-  const env = await setup({ replicas: 4, terminationMs: 60_000 }, { socketMinReplicas: 1 });
+  const env = await startScalerEnv({ replicas: 4, terminationMs: 60_000 }, { socketMinReplicas: 1 });
   try {
     env.hb.drainTerminating = true;
     const [a, b] = await load(env, [10, 20, 30, 40]);
@@ -294,7 +252,7 @@ test('a victim still draining holds the next scale-in until its clients are gone
 });
 
 test('someone else scaled the Deployment meanwhile: the stale decision is dropped, not forced', async () => {
-  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 });
+  const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 2 });
   try {
     await load(env, [100, 200, 300]);
     const snap = await env.scaler.workload.observe();
@@ -310,7 +268,7 @@ test('someone else scaled the Deployment meanwhile: the stale decision is droppe
 });
 
 test('the pod watch resumes after the API server closes it', async () => {
-  const env = await setup({ replicas: 2 });
+  const env = await startScalerEnv({ replicas: 2 });
   try {
     env.fake.closeWatches();
     await new Promise((r) => setTimeout(r, 50));
@@ -323,7 +281,7 @@ test('the pod watch resumes after the API server closes it', async () => {
 });
 
 test('admin: /healthz, /metrics, 404 and 405 as JSON', async () => {
-  const env = await setup({ replicas: 2 }, {}, { admin: true, adminHost: '127.0.0.1' });
+  const env = await startScalerEnv({ replicas: 2 }, {}, { admin: true, adminHost: '127.0.0.1' });
   try {
     await load(env, [10, 10]);
     await env.scaler.tick();
