@@ -11,15 +11,18 @@ export interface GaugeSources {
 /** Every metric of a socket node. */
 export function createSocketMetrics(registry: MetricsRegistry, sources: GaugeSources) {
   const registers = [registry];
-  return {
-    connections: new prom.Gauge({
-      name: 'rtc_socket_connections',
-      help: 'Open WebSocket connections',
+  /** A gauge whose value `read` gives at scrape time. */
+  const sampled = (name: string, help: string, read: () => number) =>
+    new prom.Gauge({
+      name,
+      help,
       registers,
       collect() {
-        this.set(sources.connections());
+        this.set(read());
       },
-    }),
+    });
+  return {
+    connections: sampled('rtc_socket_connections', 'Open WebSocket connections', () => sources.connections()),
     connectionsOpened: new prom.Counter({ name: 'rtc_socket_connections_opened_total', help: 'WebSocket connections opened', registers }),
     connectionsClosed: new prom.Counter({ name: 'rtc_socket_connections_closed_total', help: 'WebSocket connections closed', registers }),
     upgradesRejected: new prom.Counter({
@@ -46,14 +49,7 @@ export function createSocketMetrics(registry: MetricsRegistry, sources: GaugeSou
       registers,
     }),
     handlerErrors: new prom.Counter({ name: 'rtc_socket_handler_errors_total', help: 'Application handler throws and rejections', registers }),
-    draining: new prom.Gauge({
-      name: 'rtc_socket_draining',
-      help: '1 while the node drains',
-      registers,
-      collect() {
-        this.set(sources.draining() ? 1 : 0);
-      },
-    }),
+    draining: sampled('rtc_socket_draining', '1 while the node drains', () => (sources.draining() ? 1 : 0)),
     drainNotices: new prom.Counter({ name: 'rtc_socket_drain_notices_total', help: 'Reconnect notices sent (each followed by close 1012)', registers }),
     drainDuration: new prom.Gauge({ name: 'rtc_socket_drain_duration_seconds', help: 'Duration of the last drain', registers }),
     drainRemaining: new prom.Gauge({ name: 'rtc_socket_drain_remaining', help: 'Connections still open when the last drain answered', registers }),
@@ -69,14 +65,7 @@ export function createSocketMetrics(registry: MetricsRegistry, sources: GaugeSou
       buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
-    registryUp: new prom.Gauge({
-      name: 'rtc_socket_registry_up',
-      help: '1 while the last registry heartbeat succeeded',
-      registers,
-      collect() {
-        this.set(sources.registryUp() ? 1 : 0);
-      },
-    }),
+    registryUp: sampled('rtc_socket_registry_up', '1 while the last registry heartbeat succeeded', () => (sources.registryUp() ? 1 : 0)),
   };
 }
 
