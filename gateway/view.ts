@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { DEAD_AFTER_HEARTBEATS } from '../src/constants.js';
-import type { PodRecord, Registry, RegistryChange } from '../src/registry/registry.js';
+import { settledWithin, type PodRecord, type Registry, type RegistryChange } from '../src/registry/registry.js';
 
 /** `fresh`: registry reachable; `stale`: failing, last known view served; `unavailable`: 503. */
 export type ViewState = 'fresh' | 'stale' | 'unavailable';
@@ -123,18 +123,8 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
   timer.unref();
 
   const firstSync = (async () => {
-    if (registry.status() === 'connecting') {
-      const waitMs = opts.firstSyncWaitMs ?? opts.refreshMs;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, waitMs);
-        const off = registry.onStatus((s) => s !== 'connecting' && done());
-        function done() {
-          clearTimeout(t);
-          off();
-          resolve();
-        }
-      });
-    }
+    // Await only while connecting, so that otherwise the first refresh starts synchronously.
+    if (registry.status() === 'connecting') await settledWithin(registry, opts.firstSyncWaitMs ?? opts.refreshMs);
     await refresh();
   })();
 

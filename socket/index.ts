@@ -6,7 +6,7 @@ import type { Config } from '../src/config.js';
 import { CloseCode } from '../src/constants.js';
 import { createMetricsRegistry } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
-import type { PodRecord, Registry, RegistryStatus } from '../src/registry/registry.js';
+import { settledWithin, type PodRecord, type RegistryStatus } from '../src/registry/registry.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { createAdminApp } from './admin.js';
 import { CloseReason } from './constants.js';
@@ -42,20 +42,6 @@ export interface SocketDeps extends RoleDeps {
   handler?: MessageHandler;
   /** Listen address of both ports (default: every interface). `dev` and tests pass 127.0.0.1. */
   host?: string;
-}
-
-/** Wait until the registry reports `ready` or `ms` passed. */
-function readyWithin(registry: Registry, ms: number): Promise<void> {
-  if (registry.status() !== 'connecting') return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    const off = registry.onStatus((s) => s !== 'connecting' && done());
-    function done() {
-      clearTimeout(timer);
-      off();
-      resolve();
-    }
-  });
 }
 
 /** Start a socket node: both ports listening and the first heartbeat attempted when this resolves. */
@@ -179,7 +165,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     return closing;
   }
 
-  await readyWithin(registry, config.heartbeatMs);
+  await settledWithin(registry, config.heartbeatMs);
   await hb.beat();
   logger.info(
     { port, adminPort, ip: config.podIp, registry: registry.kind, handler: config.socketHandler ?? (deps.handler ? 'custom' : 'default') },

@@ -69,6 +69,20 @@ export interface Registry {
 /** How many events the log keeps. */
 export const EVENT_LOG_LENGTH = 200;
 
+/** Resolves once `registry` is no longer `connecting` (ready, down or closed) or after `ms`, whichever is first. */
+export function settledWithin(registry: Registry, ms: number): Promise<void> {
+  if (registry.status() !== 'connecting') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    const off = registry.onStatus((s) => s !== 'connecting' && done());
+    function done() {
+      clearTimeout(timer);
+      off();
+      resolve();
+    }
+  });
+}
+
 /** True when `pod` has missed fewer than 3 heartbeats at `now`. */
 export function isLive(pod: PodRecord, now: number, deadAfter = 3): boolean {
   return now - pod.updatedAt < deadAfter * pod.heartbeatMs;
