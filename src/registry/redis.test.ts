@@ -2,6 +2,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import net from 'node:net';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -121,4 +123,84 @@ test('REDIS_URL forms map to ioredis options', () => {
   });
   assert.deepEqual(parseRedisUrl('redis+cluster://n1:7000,[::1]:7001'), { mode: 'cluster', nodes: [{ host: 'n1', port: 7000 }, { host: '::1', port: 7001 }], options: {} });
   assert.throws(() => parseRedisUrl('memcached://x'), /unsupported scheme/);
+});
+
+/** Parse complete RESP command arrays out of `buf`; returns the commands and the unparsed rest. */
+function parseCommands(buf: string): { commands: string[][]; rest: string } {
+  const commands: string[][] = [];
+  let pos = 0;
+  for (;;) {
+    const m = /^\*(\d+)\r\n/.exec(buf.slice(pos));
+    if (!m) break;
+    let p = pos + m[0].length;
+    const args: string[] = [];
+    for (let i = 0; i < Number(m[1]); i++) {
+      const b = /^\$(\d+)\r\n/.exec(buf.slice(p));
+      if (!b || buf.length < p + b[0].length + Number(b[1]) + 2) return { commands, rest: buf.slice(pos) };
+      p += b[0].length;
+      args.push(buf.slice(p, p + Number(b[1])));
+      p += Number(b[1]) + 2;
+    }
+    commands.push(args);
+    pos = p;
+  }
+  return { commands, rest: buf.slice(pos) };
+}
+
+/**
+ * A RESP server that answers the handshake and the first SUBSCRIBE of a subscriber, then drops that
+ * connection; on reconnects it drops the connection as soon as SUBSCRIBE arrives, or leaves it unanswered.
+ */
+async function flakyRedis(): Promise<{ port: number; dropped: () => number; close: () => Promise<void> }> {
+  let subscribes = 0;
+  let dropped = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    let pending = '';
+    s.on('data', (chunk) => {
+      const { commands, rest } = parseCommands(pending + chunk.toString());
+      pending = rest;
+      for (const [name = '', ...args] of commands) {
+        const cmd = name.toLowerCase();
+        if (cmd === 'info') s.write('$11\r\nloading:0\r\n\r\n');
+        else if (cmd === 'subscribe') {
+          if (++subscribes === 1) {
+            const ch = args[0] ?? '';
+            s.write(`*3\r\n$9\r\nsubscribe\r\n$${ch.length}\r\n${ch}\r\n:1\r\n`);
+            setTimeout(() => s.destroy(), 50); // first drop: the subscriber reconnects and resubscribes
+          } else if (++dropped % 3 !== 0) {
+            s.destroy(); // SUBSCRIBE lost with its connection
+          } // every third one is held unanswered: close() then finds a resubscription in flight
+          return;
+        } else s.write('+OK\r\n');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    dropped: () => dropped,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+test('a connection lost during resubscription is handled (no unhandled rejection ends the process)', async (t) => {
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown) => rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
+  t.after(() => process.off('unhandledRejection', onRejection));
+  const fake = await flakyRedis();
+  t.after(() => fake.close());
+  const reg = createRedisRegistry({ url: `redis://127.0.0.1:${fake.port}`, prefix: 'flaky:', maxBackoffMs: 50 });
+  await until(() => fake.dropped() >= 3, 5000);
+  await reg.close(); // also while a resubscription may be pending
+  await sleep(200);
+  assert.deepEqual(rejections.map((r) => String(r)), []);
 });

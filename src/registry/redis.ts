@@ -22,6 +22,9 @@ return out`;
 
 type Client = Redis | Cluster;
 
+/** How long close() waits for QUIT before dropping the connection. */
+const QUIT_TIMEOUT_MS = 1000;
+
 export interface RedisRegistryOptions {
   url: string;
   prefix: string;
@@ -55,7 +58,10 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   const base: RedisOptions = { retryStrategy, connectTimeout: 3000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
 
   const cmd = connect(opts.url, base);
-  const sub = connect(opts.url, { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
+  // ioredis's autoResubscribe issues SUBSCRIBE on reconnect without handling its promise: a connection that
+  // drops during it (an outage, close()) becomes an unhandled rejection, which ends a Node 20 process.
+  // So the subscriber (re)subscribes itself on every `ready`, with the rejection handled.
+  const sub = connect(opts.url, { ...base, enableOfflineQueue: false, maxRetriesPerRequest: null, autoResubscribe: false });
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
   let state: RegistryStatus = 'connecting';
@@ -90,7 +96,11 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
     }
     if (change) bus.emit('change', change);
   });
-  sub.subscribe(channel).catch((err: unknown) => logger?.warn({ err }, 'registry: subscribe failed, ioredis will resubscribe on reconnect'));
+  sub.on('ready', () => {
+    sub.subscribe(channel).catch((err: unknown) => {
+      if (!closed) logger?.warn({ err }, 'registry: subscribe failed; retrying on the next reconnect');
+    });
+  });
 
   const parseMany = (raws: (string | null)[]): PodRecord[] => {
     const out: PodRecord[] = [];
@@ -169,14 +179,15 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
       closed = true;
       bus.emit('status', 'closed');
       bus.removeAllListeners();
-      for (const c of [sub, cmd]) {
-        try {
-          if (c.status === 'ready') await c.quit();
-          else c.disconnect();
-        } catch {
-          c.disconnect();
-        }
+      // The subscriber holds no writes worth flushing; QUIT on it could wait behind an unanswered SUBSCRIBE.
+      sub.disconnect();
+      // The command connection quits gracefully, but a Redis that stopped answering must not hang shutdown.
+      if (cmd.status === 'ready') {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([cmd.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, QUIT_TIMEOUT_MS)))]);
+        clearTimeout(timer);
       }
+      cmd.disconnect();
     },
   };
 }
