@@ -76,6 +76,9 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger(config.logLevel).child({ role });
+  // A stray rejection inside a library (a Redis or Kubernetes client callback) must not take down every
+  // WebSocket this process holds: log it loudly instead of letting Node 20 exit.
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled promise rejection (kept running)'));
   let handle: RoleHandle;
   try {
     if (role === 'gateway') handle = await (await import('../gateway/index.js')).start(config, { logger });
