@@ -243,7 +243,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
         if (result.scaled) {
           replicas = decision.replicas;
           pending = result.pending;
-          void event('scale-in', `${decision.message}; deletion costs written on ${result.written} pod(s)`);
+          void event('scale-in', `${decision.message}; deletion costs written on ${result.written} pod(s), ${result.costs.size - result.written} already current`);
         }
       }
     } catch (err) {
