@@ -131,7 +131,6 @@ const redisUrl: Parser<string> = (raw) => {
 };
 const dnsTemplate: Parser<string> = (raw) =>
   raw.includes('{podId}') && /:\d{1,5}$/.test(raw) ? raw : { error: 'expected a host template containing {podId} and ending in :<port>' };
-const modulePath: Parser<string> = (raw) => nonEmpty(raw);
 const idleTimeout: Parser<number> = (raw) => {
   const n = int(0, 960)(raw);
   return typeof n === 'number' && (n === 0 || (n >= 8 && n % 4 === 0)) ? n : { error: 'expected 0 (off) or a multiple of 4 between 8 and 960 seconds' };
@@ -197,7 +196,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     socketMaxPayloadBytes: read('SOCKET_MAX_PAYLOAD_BYTES', int(16, 64 * 1024 * 1024)),
     socketMaxBackpressureBytes: read('SOCKET_MAX_BACKPRESSURE_BYTES', int(1024, 256 * 1024 * 1024)),
     socketIdleTimeoutS: read('SOCKET_IDLE_TIMEOUT_S', idleTimeout),
-    socketHandler: read('SOCKET_HANDLER', modulePath),
+    socketHandler: read('SOCKET_HANDLER', nonEmpty),
     scalerLeaseName: read('SCALER_LEASE_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
     scalerIntervalMs: read('SCALER_INTERVAL_MS', int(50, 3_600_000)),
     scaleInStabilizationMs: read('SCALE_IN_STABILIZATION_MS', int(0, 86_400_000)),

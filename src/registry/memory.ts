@@ -1,6 +1,5 @@
 /** In-process registry for `dev` and single-process tests: liveness by timestamps. */
 import { EventEmitter } from 'node:events';
-import { DEAD_AFTER_HEARTBEATS } from '../constants.js';
 import { EVENT_LOG_LENGTH, isLive, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 /** Create a memory registry. `now` is injectable for tests. */
@@ -13,7 +12,7 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
   const events: EdgeEvent[] = [];
   let state: RegistryStatus = 'ready';
 
-  const live = (p: PodRecord | undefined) => (p && isLive(p, now(), DEAD_AFTER_HEARTBEATS) ? p : undefined);
+  const live = (p: PodRecord | undefined) => (p && isLive(p, now()) ? p : undefined);
   const emit = (change: RegistryChange) => queueMicrotask(() => bus.emit('change', change));
 
   return {

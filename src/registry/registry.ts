@@ -1,4 +1,5 @@
 /** The live registry of socket pods: one interface, `memory` and `redis` backends. */
+import { DEAD_AFTER_HEARTBEATS } from '../constants.js';
 
 /** One socket pod's heartbeat. */
 export interface PodRecord {
@@ -84,7 +85,7 @@ export function settledWithin(registry: Registry, ms: number): Promise<void> {
 }
 
 /** True when `pod` has missed fewer than 3 heartbeats at `now`. */
-export function isLive(pod: PodRecord, now: number, deadAfter = 3): boolean {
+export function isLive(pod: PodRecord, now: number, deadAfter = DEAD_AFTER_HEARTBEATS): boolean {
   return now - pod.updatedAt < deadAfter * pod.heartbeatMs;
 }
 
