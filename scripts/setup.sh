@@ -27,3 +27,20 @@ if ! command -v helm >/dev/null 2>&1 || ! go version -m "$(command -v helm)" 2>/
   echo "setup: building helm ${HELM_VERSION} with go install (one time)"
   go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 fi
+
+# A real Kubernetes control plane for the tests (test/kube pins it): etcd, kube-apiserver and
+# kube-controller-manager, built once into a cache shared by every clone; the Go build cache makes
+# a rebuild after a version bump incremental.
+KUBE_VERSION=v1.37.2
+KUBE_BIN_DIR="${RTC_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rtc-edge/kube-${KUBE_VERSION}}"
+if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-controller-manager" ] || [ ! -x "$KUBE_BIN_DIR/etcd" ]; then
+  echo "setup: building kube-apiserver, kube-controller-manager and etcd ${KUBE_VERSION} (a few minutes the first time)"
+  mkdir -p "$KUBE_BIN_DIR/.build"
+  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  ldflags="-X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}"
+  (cd test/kube && go build -trimpath -ldflags "$ldflags" -o "$KUBE_BIN_DIR/.build/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager go.etcd.io/etcd/server/v3)
+  mv "$KUBE_BIN_DIR/.build/server" "$KUBE_BIN_DIR/etcd"
+  mv "$KUBE_BIN_DIR/.build/kube-apiserver" "$KUBE_BIN_DIR/.build/kube-controller-manager" "$KUBE_BIN_DIR/"
+  rmdir "$KUBE_BIN_DIR/.build"
+fi
