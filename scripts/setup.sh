@@ -33,14 +33,23 @@ fi
 # a rebuild after a version bump incremental.
 KUBE_VERSION=v1.37.2
 KUBE_BIN_DIR="${RTC_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rtc-edge/kube-${KUBE_VERSION}}"
-if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-controller-manager" ] || [ ! -x "$KUBE_BIN_DIR/etcd" ]; then
-  echo "setup: building kube-apiserver, kube-controller-manager and etcd ${KUBE_VERSION} (a few minutes the first time)"
-  mkdir -p "$KUBE_BIN_DIR/.build"
-  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-  ldflags="-X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}"
-  (cd test/kube && go build -trimpath -ldflags "$ldflags" -o "$KUBE_BIN_DIR/.build/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager go.etcd.io/etcd/server/v3)
-  mv "$KUBE_BIN_DIR/.build/server" "$KUBE_BIN_DIR/etcd"
-  mv "$KUBE_BIN_DIR/.build/kube-apiserver" "$KUBE_BIN_DIR/.build/kube-controller-manager" "$KUBE_BIN_DIR/"
-  rmdir "$KUBE_BIN_DIR/.build"
+kube_missing() { [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-controller-manager" ] || [ ! -x "$KUBE_BIN_DIR/etcd" ]; }
+if kube_missing; then
+  # Several clones may run setup at once: one builds, the others wait for it (flock) instead of
+  # compiling the same graph in parallel; each build writes a private dir and moves finished binaries in.
+  mkdir -p "$KUBE_BIN_DIR"
+  exec 9>"$KUBE_BIN_DIR/.build.lock"
+  flock -n 9 || { echo "setup: waiting for the kube control plane build another setup run started"; flock 9; }
+  if kube_missing; then
+    echo "setup: building kube-apiserver, kube-controller-manager and etcd ${KUBE_VERSION} (a few minutes the first time)"
+    build_dir="$(mktemp -d "$KUBE_BIN_DIR/.build.XXXXXX")"
+    minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+    ldflags="-X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}"
+    (cd test/kube && go build -trimpath -ldflags "$ldflags" -o "$build_dir/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager go.etcd.io/etcd/server/v3)
+    mv "$build_dir/server" "$KUBE_BIN_DIR/etcd"
+    mv "$build_dir/kube-apiserver" "$build_dir/kube-controller-manager" "$KUBE_BIN_DIR/"
+    rmdir "$build_dir"
+  fi
+  exec 9>&-
 fi
