@@ -12,12 +12,13 @@ COPY package.json package-lock.json ./
 COPY tsconfig.json ./
 # Exactly the directories tsconfig.json compiles.
 COPY src ./src
+COPY app ./app
 COPY gateway ./gateway
 COPY socket ./socket
 COPY scaler ./scaler
 COPY examples ./examples
 RUN npm ci --no-audit --no-fund \
- && test -f dist/src/cli.js \
+ && test -f dist/app/cli.js \
  && npm prune --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
@@ -36,5 +37,5 @@ EXPOSE 8080 9090
 # SIGINT handlers (PID 1 gets no default signal actions, so without them SIGTERM would be ignored) that
 # run the role's graceful close (socket: drain), and the roles spawn no child processes, so there are no
 # zombies to reap and no need for tini.
-ENTRYPOINT ["node", "dist/src/cli.js"]
+ENTRYPOINT ["node", "dist/app/cli.js"]
 CMD ["dev"]

@@ -325,7 +325,7 @@ async function startProxy(mode: Mode, env: { redisUrl: string; socketPort: numbe
   let child: ChildProcess;
   if (mode === 'gateway') {
     const prof = env.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${env.profileDir}`, '--heap-prof', `--heap-prof-dir=${env.profileDir}`] : [];
-    child = spawnChild(process.execPath, [...prof, '--import', 'tsx', 'src/cli.ts', 'gateway'], {
+    child = spawnChild(process.execPath, [...prof, '--import', 'tsx', 'app/cli.ts', 'gateway'], {
       GATEWAY_PORT: String(port),
       REDIS_URL: env.redisUrl,
       GATEWAY_MAX_CONNECTIONS: '20000',
@@ -522,7 +522,7 @@ async function main(): Promise<boolean> {
   const redis = await startRedis();
   const socketPort = await freePort();
   const adminPort = await freePort();
-  const node = spawnChild(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'socket'], {
+  const node = spawnChild(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'socket'], {
     SOCKET_PORT: String(socketPort),
     ADMIN_PORT: String(adminPort),
     POD_NAME: POD_ID,

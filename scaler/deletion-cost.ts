@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { INT32_MAX } from '../src/constants.js';
 import type { ScalerMetrics } from './metrics.js';
-import type { Workload, WorkloadPod } from './workload.js';
+import type { Workload, WorkloadPod } from './workload/workload.js';
 
 /** The annotation value for a pod with `connections` live connections: an int32, never negative. */
 export function deletionCostFor(connections: number): number {

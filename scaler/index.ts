@@ -18,10 +18,10 @@ import type { RetryOptions } from './kube.js';
 import { alwaysLeader, type LeaderElector, type LeaseElectorOptions } from './leader.js';
 import { createScalerMetrics, type ScalerMetrics } from './metrics.js';
 import { decide, initialPolicyState, type PodCounts, type PolicyConfig, type PolicyDecision, type PolicyInput, type RegistryHealth } from './policy.js';
-import { createWorkload, rolloutInProgress, type Workload, type WorkloadSnapshot } from './workload.js';
+import { createWorkload, rolloutInProgress, type Workload, type WorkloadSnapshot } from './workload/index.js';
 
-export type { Workload, WorkloadPod, WorkloadSnapshot } from './workload.js';
-export { createWorkload } from './workload.js';
+export type { Workload, WorkloadPod, WorkloadSnapshot } from './workload/index.js';
+export { createWorkload } from './workload/index.js';
 
 /** Dependencies of the scaler role; everything beyond RoleDeps is optional and for `dev` and tests. */
 export interface ScalerDeps extends RoleDeps {

@@ -17,7 +17,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 
 # npm packages (the package's `prepare` builds dist/).
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/src/cli.js ]; then
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/app/cli.js ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
 fi

@@ -6,5 +6,5 @@ bash scripts/setup.sh
 export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
 npx tsc -p tsconfig.check.json
 shopt -s globstar nullglob
-if [ "$#" -gt 0 ]; then files=("$@"); else files=(src/**/*.test.ts socket/**/*.test.ts gateway/**/*.test.ts scaler/**/*.test.ts examples/**/*.test.ts test/**/*.test.ts); fi
+if [ "$#" -gt 0 ]; then files=("$@"); else files=(src/**/*.test.ts app/**/*.test.ts socket/**/*.test.ts gateway/**/*.test.ts scaler/**/*.test.ts examples/**/*.test.ts test/**/*.test.ts); fi
 exec node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"

@@ -79,7 +79,7 @@ test('every default is itself valid', () => {
 });
 
 test('the CLI stops with exit code 2 and names every bad variable', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'socket'], {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'socket'], {
     env: { ...process.env, SOCKET_PORT: 'abc', HEARTBEAT_MS: '-1' },
     encoding: 'utf8',
     timeout: 30_000,
@@ -91,14 +91,14 @@ test('the CLI stops with exit code 2 and names every bad variable', () => {
 });
 
 test('the CLI prints help and rejects unknown roles', () => {
-  const help = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  const help = spawnSync(process.execPath, ['--import', 'tsx', 'app/cli.ts', '--help'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /Usage: rtc-edge <role>/);
   for (const role of ['gateway', 'socket', 'scaler', 'dev', 'status']) assert.match(help.stdout, new RegExp(`\\n  ${role} `));
-  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'proxy'], { encoding: 'utf8', timeout: 30_000 });
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'proxy'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /unknown role "proxy"/);
-  const badFlag = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'gateway', '--bogus'], { encoding: 'utf8', timeout: 30_000 });
+  const badFlag = spawnSync(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'gateway', '--bogus'], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(badFlag.status, 2);
   assert.match(badFlag.stderr, /Unknown option '--bogus'/);
 });

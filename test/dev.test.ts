@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
 import { EdgeClient } from '../examples/client.js';
 import { loadConfig } from '../src/config.js';
-import { devBanner, start as startDev } from '../src/dev.js';
+import { devBanner, start as startDev } from '../app/dev.js';
 import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry, createRedisRegistry } from '../src/registry/index.js';
 import { startRedis } from './support/redis.js';
@@ -137,7 +137,7 @@ test('with REDIS_URL the same stack runs on Redis: another process sees the pods
 });
 
 test('the CLI: `rtc-edge dev` prints the banner on stderr, keeps stdout JSON, and Ctrl-C (SIGINT) exits 0', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dev'], { env: { ...process.env, ...QUICK, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'dev'], { env: { ...process.env, ...QUICK, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

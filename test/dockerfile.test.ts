@@ -146,7 +146,7 @@ describe('Dockerfile', () => {
     assert.equal(m('node_modules/x/index.js'), false);
     assert.equal(m('README.md'), false);
     // The real file keeps secrets and bulk out of the context.
-    for (const f of ['.git/config', 'node_modules/pino/package.json', 'dist/src/cli.js', '.env', 'test/support/redis.ts', 'helm/rtc-edge/values.yaml', 'src/config.test.ts']) {
+    for (const f of ['.git/config', 'node_modules/pino/package.json', 'dist/app/cli.js', '.env', 'test/support/redis.ts', 'helm/rtc-edge/values.yaml', 'src/config.test.ts']) {
       assert.equal(included(f), false, `${f} must not be in the build context`);
     }
   });

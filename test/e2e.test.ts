@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import { EdgeClient } from '../examples/client.js';
 import { loadConfig } from '../src/config.js';
-import { start as startDev, type DevHandle } from '../src/dev.js';
+import { start as startDev, type DevHandle } from '../app/dev.js';
 import { createLogger } from '../src/logger.js';
 
 const WS = WebSocket;
@@ -165,7 +165,7 @@ test('dev: 100 clients scale out to ≥ 5 pods (none above half); when most leav
 });
 
 test('dev CLI: SIGTERM drains the socket nodes (connected clients get reconnect, then 1012) and exits 0 within the drain window', async (tc) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dev'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'dev'], {
     env: { ...process.env, ...FAST, GATEWAY_PORT: '0', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { createMemoryRegistry } from '../src/registry/memory.js';
 import type { Registry } from '../src/registry/registry.js';
 import { start, type ScalerHandle } from '../scaler/index.js';
-import { createLocalWorkload, type LocalWorkload } from '../scaler/workload-local.js';
+import { createLocalWorkload, type LocalWorkload } from '../scaler/workload/local.js';
 import { scalerTestConfig } from './support/scaler-session.js';
 import { captureLogs } from './support/logs.js';
 

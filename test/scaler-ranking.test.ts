@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compareForDeletion, parseDeletionCost, podsToDelete, rankForDeletion, type RankablePod } from '../scaler/ranking.js';
 import { changedCosts, costsFor, deletionCostFor, leastLoadedThreshold, observeVictims } from '../scaler/deletion-cost.js';
-import type { WorkloadPod } from '../scaler/workload.js';
+import type { WorkloadPod } from '../scaler/workload/workload.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 const HOUR = 3_600_000;

@@ -18,7 +18,7 @@ interface Cli {
 
 /** Spawn `node --import tsx src/cli.ts socket` and wait for its start-up log. */
 async function spawnSocket(env: Record<string, string>): Promise<Cli> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'socket'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'socket'], {
     env: { ...process.env, SOCKET_PORT: '0', ADMIN_PORT: '0', POD_IP: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -101,7 +101,7 @@ describe('rtc-edge socket (CLI) shutdown', () => {
 
 describe('native uWebSockets.js check', () => {
   test('the socket role refuses to start on the pure-JS fallback', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'socket'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'socket'], {
       env: { ...process.env, UWS_USE_FALLBACK: '1', SOCKET_PORT: '0', ADMIN_PORT: '0', POD_IP: '127.0.0.1', LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -10,7 +10,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry } from '../src/registry/index.js';
 import type { Registry } from '../src/registry/registry.js';
-import { renderStatus, runStatus } from '../src/status-cli.js';
+import { renderStatus, runStatus } from '../app/status-cli.js';
 import { start as startGateway } from '../gateway/index.js';
 
 const HEARTBEAT_MS = 60_000; // records stay live for the whole test without re-beating
@@ -125,7 +125,7 @@ test('renderStatus is pure: IPv6 addresses are bracketed and missing optional fi
 test('the CLI (`rtc-edge status --watch`) redraws until SIGINT and exits 0', async () => {
   const registry = createMemoryRegistry();
   const { gw, url } = await gatewayWith(registry);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'status', '--url', url, '--watch', '--interval', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'status', '--url', url, '--watch', '--interval', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const frames = () => out.split('rtc-edge status · ').length - 1;

@@ -13,7 +13,7 @@ import ts from 'typescript';
 import { WebSocket } from 'ws';
 import { EdgeClient } from '../examples/client.js';
 import { loadConfig } from '../src/config.js';
-import { start as startDev } from '../src/dev.js';
+import { start as startDev } from '../app/dev.js';
 import { createLogger } from '../src/logger.js';
 
 const CHROMIUM = '/usr/bin/chromium';

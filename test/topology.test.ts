@@ -23,7 +23,7 @@ let redis: RedisServer;
 
 /** Spawn a role through the real CLI and wait for the log line `ready`. */
 async function role(name: string, ready: string, env: Record<string, string>): Promise<Proc> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', name], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', name], {
     env: { ...process.env, REDIS_URL: redis.url, HEARTBEAT_MS: '300', LOG_LEVEL: 'info', POD_IP: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

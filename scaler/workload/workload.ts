@@ -1,8 +1,8 @@
-/** The workload interface the scaler drives (`kubernetes` or `local`) and its factory. */
-import type { Config, WorkloadKind } from '../src/config.js';
-import type { RoleDeps } from '../src/role.js';
-import type { RankablePod } from './ranking.js';
-import type { ScalerMetrics } from './metrics.js';
+/** The workload interface the scaler drives (`kubernetes` or `local`); the factory is in index.ts. */
+import type { WorkloadKind } from '../../src/config.js';
+import type { RoleDeps } from '../../src/role.js';
+import type { RankablePod } from '../ranking.js';
+import type { ScalerMetrics } from '../metrics.js';
 
 /** One pod of the workload, in the terms of the ReplicaSet ranking plus what the scaler needs. */
 export interface WorkloadPod extends RankablePod {
@@ -57,14 +57,4 @@ export function rolloutInProgress(pods: readonly WorkloadPod[]): boolean {
   const owners = new Set<string>();
   for (const p of pods) if (!p.terminating && p.owner !== undefined) owners.add(p.owner);
   return owners.size > 1;
-}
-
-/** Pick the backend from SCALER_WORKLOAD. The Kubernetes client and uWebSockets.js load only when used. */
-export async function createWorkload(config: Config, deps: WorkloadDeps): Promise<Workload> {
-  if (config.scalerWorkload === 'local') {
-    const { createLocalWorkload } = await import('./workload-local.js');
-    return createLocalWorkload(config, deps);
-  }
-  const { createKubernetesWorkload } = await import('./workload-kubernetes.js');
-  return createKubernetesWorkload(config, deps);
 }

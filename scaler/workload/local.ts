@@ -4,11 +4,11 @@
  * (scaler/ranking.ts) and drains it through GET /drain on its admin port, exactly as the kubelet's preStop.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import type { Config } from '../src/config.js';
-import type { Registry } from '../src/registry/registry.js';
-import type { SocketDeps, SocketNodeHandle } from '../socket/index.js';
-import { LOCAL_DRAIN_HTTP_MARGIN_MS, LOCAL_POD_SUFFIX_LENGTH, LOCAL_START_RETRY_MS, POD_NAME_ALPHABET } from './constants.js';
-import { podsToDelete } from './ranking.js';
+import type { Config } from '../../src/config.js';
+import type { Registry } from '../../src/registry/registry.js';
+import type { SocketDeps, SocketNodeHandle } from '../../socket/index.js';
+import { LOCAL_DRAIN_HTTP_MARGIN_MS, LOCAL_POD_SUFFIX_LENGTH, LOCAL_START_RETRY_MS, POD_NAME_ALPHABET } from '../constants.js';
+import { podsToDelete } from '../ranking.js';
 import type { Workload, WorkloadDeps, WorkloadPod, WorkloadSnapshot } from './workload.js';
 
 /** The part of a socket node handle the local backend uses. */
@@ -88,7 +88,7 @@ export class LocalWorkload implements Workload {
     this.replicas = config.socketMinReplicas;
     this.registry = deps.registry;
     this.log = deps.logger.child({ component: 'workload', workload: this.name, backend: 'local' });
-    this.startNode = deps.startNode ?? (async (cfg, d) => (await import('../socket/index.js')).start(cfg, d));
+    this.startNode = deps.startNode ?? (async (cfg, d) => (await import('../../socket/index.js')).start(cfg, d));
     this.host = deps.host ?? LOOPBACK;
     this.now = deps.now ?? Date.now;
   }

@@ -4,12 +4,12 @@
  * gateway on GATEWAY_PORT. close() stops the scaler, drains every socket node (clients get `reconnect`), then
  * stops the gateway and the registry.
  */
-import type { Config } from './config.js';
-import { ASSIGN_PATH } from './constants.js';
-import { createRegistry } from './registry/index.js';
-import type { Registry } from './registry/registry.js';
-import type { RoleDeps, RoleHandle } from './role.js';
-import type { Workload } from '../scaler/workload.js';
+import type { Config } from '../src/config.js';
+import { ASSIGN_PATH } from '../src/constants.js';
+import { createRegistry } from '../src/registry/index.js';
+import type { Registry } from '../src/registry/registry.js';
+import type { RoleDeps, RoleHandle } from '../src/role.js';
+import type { Workload } from '../scaler/workload/workload.js';
 
 /** Socket nodes listen and register on loopback; the banner's URLs use it too. */
 export const DEV_HOST = '127.0.0.1';

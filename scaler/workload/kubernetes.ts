@@ -5,11 +5,11 @@
  */
 import { AppsV1Api, CoreV1Api, KubeConfig, Watch, type V1LabelSelector, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Config } from '../src/config.js';
-import { DELETION_COST_ANNOTATION } from '../src/constants.js';
-import { DELETION_COST_CONFIRM_TIMEOUT_MS, KUBE_PATCH_CONCURRENCY, KUBE_WATCH_RESTART_MS } from './constants.js';
-import { KubeCaller, apiMessage, callOptions, loadKubeConfig, statusOf, type CallSpec, type RetryOptions } from './kube.js';
-import { parseDeletionCost, type PodPhase } from './ranking.js';
+import type { Config } from '../../src/config.js';
+import { DELETION_COST_ANNOTATION } from '../../src/constants.js';
+import { DELETION_COST_CONFIRM_TIMEOUT_MS, KUBE_PATCH_CONCURRENCY, KUBE_WATCH_RESTART_MS } from '../constants.js';
+import { KubeCaller, apiMessage, callOptions, loadKubeConfig, statusOf, type CallSpec, type RetryOptions } from '../kube.js';
+import { parseDeletionCost, type PodPhase } from '../ranking.js';
 import type { Workload, WorkloadDeps, WorkloadPod, WorkloadSnapshot } from './workload.js';
 
 /** Options beyond config (tests inject the KubeConfig of the fake API server and short retries). */

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** `rtc-edge <role>`: gateway, socket, scaler, dev (all in one process) or status. */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, type Role } from './config.js';
-import { createLogger } from './logger.js';
-import type { RoleHandle } from './role.js';
+import { ConfigError, loadConfig, type Role } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import type { RoleHandle } from '../src/role.js';
 
 const HELP = `Usage: rtc-edge <role> [options]
 
