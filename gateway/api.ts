@@ -2,11 +2,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CONNECT_PREFIX, CONNECT_SUFFIX } from '../src/constants.js';
 import { edgeError } from '../src/errors.js';
+import { sendError, sendJson } from '../src/http.js';
 import { METRICS_CONTENT_TYPE } from '../src/metrics.js';
 import type { PodRecord, ScalerDecision } from '../src/registry/registry.js';
 import { API_EVENTS_LIMIT } from './constants.js';
 import type { GatewayContext } from './context.js';
-import { Answer, sendError, sendJson } from './respond.js';
+import { Answer } from './respond.js';
 import { parseTarget, type Route } from './routes.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 import { Resolved } from './resolvers/resolver.js';

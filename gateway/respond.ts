@@ -1,8 +1,8 @@
-/** JSON answers: through a ServerResponse for plain requests, as raw bytes on the socket for upgrades. */
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+/** The gateway's coded answers, and writing them as raw bytes on the socket for upgrades (plain requests use src/http.ts). */
 import type { Socket } from 'node:net';
 import { Header } from '../src/constants.js';
 import { edgeError, type EdgeError } from '../src/errors.js';
+import { errorReply, rawResponse } from '../src/http.js';
 import { RETRY_AFTER_S } from './constants.js';
 
 const retryAfter = { headers: { [Header.RETRY_AFTER]: String(RETRY_AFTER_S) } };
@@ -30,10 +30,7 @@ const rawCache = new WeakMap<EdgeError, Buffer>();
 export function rawErrorResponse(err: EdgeError): Buffer {
   let raw = rawCache.get(err);
   if (!raw) {
-    const body = JSON.stringify(err.toJSON());
-    let head = `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n`;
-    for (const [k, v] of Object.entries(err.headers)) if (k !== 'connection') head += `${k}: ${v}\r\n`;
-    raw = Buffer.from(`${head}\r\n${body}`, 'utf8');
+    raw = rawResponse(errorReply(err));
     rawCache.set(err, raw);
   }
   return raw;
@@ -62,16 +59,4 @@ export function endGracefully(socket: Socket, last: Buffer | undefined, graceMs:
   else socket.end();
   socket.resume();
   socket.setTimeout(graceMs);
-}
-
-/** Send a JSON body. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), 'cache-control': 'no-store', ...headers });
-  res.end(json);
-}
-
-/** Send the JSON error body of DESIGN.md with the error's status and headers. */
-export function sendError(res: ServerResponse, err: EdgeError): void {
-  sendJson(res, err.status, err.toJSON(), err.headers);
 }

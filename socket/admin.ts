@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { RegistryStatus } from '../src/registry/registry.js';
 import { METRICS_CONTENT_TYPE, type MetricsRegistry } from '../src/metrics.js';
 import type { DrainResult } from './drain.js';
-import { errorReply, jsonReply, replyAsync, writeReply, type Reply } from './http.js';
+import { errorReply, jsonReply, type Reply } from '../src/http.js';
+import { replyAsync, writeReply } from './http.js';
 import { uWS, type HttpResponse, type TemplatedApp } from './uws.js';
 
 /** What the admin endpoints read from the node. */

@@ -1,0 +1,133 @@
+/** One scaler tick: read the registry and the workload, classify the pods, decide by the pure policy, act, record. */
+import type { Logger } from 'pino';
+import type { PodRecord, Registry } from '../src/registry/registry.js';
+import type { PodClassifier } from './classify.js';
+import { runScaleIn, scaleWithLogs, type ProtocolContext } from './deletion-cost.js';
+import type { RecordEvent } from './events.js';
+import type { ScalerMetrics } from './metrics.js';
+import { decide, initialPolicyState, type PolicyConfig, type PolicyDecision, type PolicyInput, type RegistryHealth } from './policy.js';
+import type { VictimAccounting } from './victims.js';
+import { rolloutInProgress, type WorkloadSnapshot } from './workload/workload.js';
+
+/** What a tick reads and drives. */
+export interface TickDeps {
+  registry: Registry;
+  /** The deletion-cost protocol's context (workload, leadership, clock, logger, metrics). */
+  ctx: ProtocolContext;
+  logger: Logger;
+  metrics: ScalerMetrics;
+  cfg: PolicyConfig;
+  victims: VictimAccounting;
+  classifier: PodClassifier;
+  event: RecordEvent;
+}
+
+/** The tick and the policy memory it carries from one tick to the next. */
+export interface Ticker {
+  /** Run one tick (the caller keeps ticks from overlapping). */
+  run(): Promise<void>;
+  /** Start from a clean memory: no half-observed scale-in, a full stabilization window. */
+  reset(): void;
+  /** The last policy decision, undefined before the first leading tick. */
+  last(): PolicyDecision | undefined;
+}
+
+/** A ticker over `deps`. */
+export function createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier, event }: TickDeps): Ticker {
+  const { workload, now } = ctx;
+  let policyState = initialPolicyState();
+  let last: PolicyDecision | undefined;
+  let lastKey = '';
+  let lastCosts: Record<string, number> | undefined;
+  let workloadError = false;
+
+  async function readRegistry(): Promise<{ health: RegistryHealth; records: PodRecord[] }> {
+    if (registry.status() !== 'ready') return { health: 'unavailable', records: [] };
+    try {
+      return { health: 'ok', records: await registry.list() };
+    } catch (err) {
+      logger.debug({ err }, 'registry read failed');
+      return { health: 'unavailable', records: [] };
+    }
+  }
+
+  async function run(): Promise<void> {
+    const t = now();
+    const unobserved = victims.check(t);
+    if (!ctx.stillLeader()) return;
+
+    const { health, records } = await readRegistry();
+    let snap: WorkloadSnapshot;
+    try {
+      snap = await workload.observe();
+      if (workloadError) logger.info('workload readable again');
+      workloadError = false;
+    } catch (err) {
+      metrics.holds.inc({ reason: 'workload-unavailable' });
+      if (!workloadError) logger.error({ err }, `cannot read Deployment ${workload.name}; holding until it is readable`);
+      workloadError = true;
+      return;
+    }
+
+    const live = new Map(records.map((r) => [r.podId, r]));
+    const totalConnections = records.reduce((s, r) => s + r.connections, 0);
+    const counts = classifier.classify(snap, live, t, unobserved);
+    const input: PolicyInput = { now: t, currentReplicas: snap.replicas, registry: health, totalConnections, pods: counts, rolloutInProgress: rolloutInProgress(snap.pods) };
+    const decision = decide(input, cfg, policyState);
+    policyState = decision.state;
+    last = decision;
+
+    metrics.desiredReplicas.set(decision.desired);
+    metrics.currentReplicas.set(snap.replicas);
+    metrics.totalConnections.set(totalConnections);
+    metrics.decisions.inc({ action: decision.action, reason: decision.reason });
+    if (decision.action === 'hold') metrics.holds.inc({ reason: decision.reason });
+
+    const key = `${decision.action}|${decision.reason}`;
+    if (key !== lastKey && decision.action !== 'scale-out' && decision.action !== 'scale-in') {
+      const level = decision.reason === 'registry-unavailable' || decision.reason === 'registry-stale' ? 'warn' : 'info';
+      logger[level]({ action: decision.action, reason: decision.reason, desired: decision.desired, current: snap.replicas, connections: totalConnections, pods: counts }, decision.message);
+      event(decision.action === 'hold' ? 'hold' : 'info', decision.message);
+    }
+    lastKey = key;
+
+    let replicas = snap.replicas;
+    try {
+      if (decision.action === 'scale-out') {
+        logger.info({ reason: decision.reason, desired: decision.desired, connections: totalConnections, pods: counts }, decision.message);
+        if (await scaleWithLogs(ctx, snap.replicas, decision.replicas)) {
+          replicas = decision.replicas;
+          event('scale-out', decision.message);
+        }
+      } else if (decision.action === 'scale-in') {
+        logger.info({ reason: decision.reason, desired: decision.desired, connections: totalConnections, pods: counts }, decision.message);
+        const connections = new Map(records.map((r) => [r.podId, r.connections]));
+        const result = await runScaleIn(ctx, snap.pods, connections, snap.replicas, decision.replicas);
+        lastCosts = Object.fromEntries(result.costs);
+        if (result.scaled) {
+          replicas = decision.replicas;
+          if (result.pending) victims.track(result.pending);
+          event('scale-in', `${decision.message}; deletion costs written on ${result.written} pod(s), ${result.costs.size - result.written} already current`);
+        }
+      }
+    } catch (err) {
+      lastKey = '';
+      logger.error({ err, action: decision.action, from: snap.replicas, to: decision.replicas }, `${decision.action} of Deployment ${workload.name} failed; retrying next interval`);
+      event('info', `${decision.action} ${snap.replicas} → ${decision.replicas} failed: ${(err as Error).message}`);
+    }
+
+    await registry
+      .setScalerDecision({ desiredReplicas: decision.desired, currentReplicas: replicas, reason: decision.message, at: t, ...(lastCosts ? { deletionCosts: lastCosts } : {}) })
+      .catch((err: unknown) => logger.debug({ err }, 'scaler decision not recorded'));
+  }
+
+  return {
+    run,
+    reset() {
+      policyState = initialPolicyState();
+      victims.reset();
+      lastKey = '';
+    },
+    last: () => last,
+  };
+}
