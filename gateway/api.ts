@@ -17,7 +17,7 @@ const REGISTRY_FAILED = edgeError('EDGE_ERR_REGISTRY_UNAVAILABLE', 'the pod regi
 
 /** The `/api/pods` item of DESIGN.md, plus `startedAt` and the deletion cost the scaler last wrote (null when none) for the status page. */
 function podJson(p: PodRecord, costs: Record<string, number> | undefined) {
-  return { podId: p.podId, ip: p.ip, port: p.port, connections: p.connections, draining: p.draining, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null };
+  return { podId: p.podId, ip: p.ip, port: p.port, connections: p.connections, draining: p.draining, cordoned: p.cordoned === true, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null };
 }
 
 /** Handle one plain (non-upgrade) request. Never throws: failures become JSON errors. */

@@ -1,23 +1,40 @@
 /**
- * `/ws/assign` policy: the least-loaded live pod that is not draining, picked at random among pods
- * whose load is near the minimum. Load = the pod's last heartbeat connection count + the assignments
- * this gateway handed out since that heartbeat, so a burst spreads instead of piling onto the pod that
- * looked emptiest when the burst began.
+ * `/ws/assign` policy (GATEWAY_ASSIGN_STRATEGY). Both strategies skip draining and cordoned pods: a
+ * cordoned pod is about to be removed and never counts as room, though pinned connects to it still work.
+ *   spread  the least-loaded pod, picked at random among pods whose load is near the minimum
+ *   pack    the fullest pod still below SOCKET_TARGET_CONNECTIONS (random among near-equal ones), so that
+ *           falling load leaves the emptiest pods to drain by themselves; when every pod is at the target,
+ *           the least-loaded one (spread), since the scaler is adding pods by then
+ * Load = the pod's last heartbeat connection count + the assignments this gateway handed out since that
+ * heartbeat, so a burst spreads (or fills) as intended instead of piling onto the pod that looked best
+ * when the burst began.
  */
 import type { PodRecord } from '../src/registry/registry.js';
 
-/** Pods within max(ABS, RATIO × min load) of the least loaded count as near-equal. */
+/** Pods within max(ABS, RATIO × the best load) of the best count as near-equal. */
 export const NEAR_EQUAL_ABS = 2;
 export const NEAR_EQUAL_RATIO = 0.05;
 /** Counts of pods no longer listed are pruned once the map holds this many more entries than pods. */
 const PRUNE_SLACK = 16;
 
+/** GATEWAY_ASSIGN_STRATEGY. */
+export type AssignStrategy = 'spread' | 'pack';
+
 /** Picks pods for new clients. */
 export interface Assigner {
-  /** The pod to hand out (and count), or undefined when no live pod is free of draining. */
+  /** The pod to hand out (and count), or undefined when no live pod is free of draining and cordon. */
   pick(pods: readonly PodRecord[]): PodRecord | undefined;
   /** Current load estimate of a pod (heartbeat connections + handed out since). */
   load(pod: PodRecord): number;
+}
+
+/** Options of createAssigner. */
+export interface AssignerOptions {
+  strategy?: AssignStrategy;
+  /** SOCKET_TARGET_CONNECTIONS: the fill level `pack` stops at. */
+  targetConnections?: number;
+  /** Injectable for tests and the benchmark. */
+  random?: () => number;
 }
 
 interface HandedOut {
@@ -26,9 +43,14 @@ interface HandedOut {
   count: number;
 }
 
-/** Create an assigner; `random` is injectable for tests. */
-export function createAssigner(opts: { random?: () => number } = {}): Assigner {
+/** True when a new client may go to `p`. */
+export const takesNewClients = (p: PodRecord): boolean => !p.draining && p.cordoned !== true;
+
+/** Create an assigner (default: spread). */
+export function createAssigner(opts: AssignerOptions = {}): Assigner {
   const random = opts.random ?? Math.random;
+  const strategy = opts.strategy ?? 'spread';
+  const target = opts.targetConnections ?? Infinity;
   const handed = new Map<string, HandedOut>();
 
   function load(p: PodRecord): number {
@@ -36,21 +58,35 @@ export function createAssigner(opts: { random?: () => number } = {}): Assigner {
     return p.connections + (h && h.since === p.updatedAt ? h.count : 0);
   }
 
+  const margin = (l: number) => Math.max(NEAR_EQUAL_ABS, NEAR_EQUAL_RATIO * l);
+
+  /** The near-equal best pods: the least loaded (spread) or the fullest below the target (pack). */
+  function candidates(pods: readonly PodRecord[]): PodRecord[] {
+    let min = Infinity;
+    let max = -Infinity;
+    for (const p of pods) {
+      if (!takesNewClients(p)) continue;
+      const l = load(p);
+      if (l < min) min = l;
+      if (l < target && l > max) max = l;
+    }
+    const near: PodRecord[] = [];
+    if (min === Infinity) return near;
+    if (strategy === 'pack' && max > -Infinity) {
+      const floor = max - margin(max);
+      for (const p of pods) if (takesNewClients(p) && load(p) < target && load(p) >= floor) near.push(p);
+      return near;
+    }
+    const limit = min + margin(min);
+    for (const p of pods) if (takesNewClients(p) && load(p) <= limit) near.push(p);
+    return near;
+  }
+
   return {
     load,
     pick(pods) {
-      let min = Infinity;
-      let free = 0;
-      for (const p of pods) {
-        if (p.draining) continue;
-        free++;
-        const l = load(p);
-        if (l < min) min = l;
-      }
-      if (free === 0) return undefined;
-      const limit = min + Math.max(NEAR_EQUAL_ABS, NEAR_EQUAL_RATIO * min);
-      const near: PodRecord[] = [];
-      for (const p of pods) if (!p.draining && load(p) <= limit) near.push(p);
+      const near = candidates(pods);
+      if (near.length === 0) return undefined;
       const chosen = near[Math.floor(random() * near.length) % near.length]!;
       const h = handed.get(chosen.podId);
       if (h && h.since === chosen.updatedAt) h.count++;

@@ -69,7 +69,7 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
     logger.warn({ configured: config.gatewayMaxConnections, fdLimit: limit, maxConnections }, 'GATEWAY_MAX_CONNECTIONS lowered to fit the file descriptor limit (two per proxied connection)');
   }
   const proxy = new UpgradeProxy({ upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxHeaderBytes: config.gatewayMaxHeaderBytes, metrics, logger });
-  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner(), proxy, metrics, maxConnections, draining: false };
+  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, draining: false };
   const server = createGatewayServer(ctx);
 
   const cleanup = async () => {

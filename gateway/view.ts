@@ -51,6 +51,8 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
   const now = opts.now ?? Date.now;
   const log = opts.logger;
   const entries = new Map<string, Entry>();
+  // Cordon marks live apart from the heartbeat (which does not carry them), so an upsert keeps the last known mark.
+  const cordoned = new Set<string>();
   let lastSyncOk = -Infinity;
   let failing = false;
   let closed = false;
@@ -81,7 +83,12 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
 
   function onChange(c: RegistryChange): void {
     if (c.type === 'remove') entries.delete(c.podId);
-    else entries.set(c.pod.podId, { pod: c.pod, seenAt: now() });
+    else if (c.type === 'cordon') {
+      if (c.mark) cordoned.add(c.podId);
+      else cordoned.delete(c.podId);
+      const e = entries.get(c.podId);
+      if (e) e.pod = { ...e.pod, cordoned: c.mark !== null };
+    } else entries.set(c.pod.podId, { pod: { ...c.pod, cordoned: cordoned.has(c.pod.podId) }, seenAt: now() });
   }
 
   function refresh(): Promise<void> {
@@ -94,8 +101,11 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
         const seen = new Set<string>();
         for (const pod of pods) {
           seen.add(pod.podId);
+          if (pod.cordoned) cordoned.add(pod.podId);
+          else cordoned.delete(pod.podId);
           entries.set(pod.podId, { pod, seenAt: t });
         }
+        for (const id of cordoned) if (!seen.has(id)) cordoned.delete(id);
         // An upsert that raced the list (seen after it started) is kept.
         for (const [id, e] of entries) if (!seen.has(id) && e.seenAt < startedAt) entries.delete(id);
         lastSyncOk = t;

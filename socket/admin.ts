@@ -16,6 +16,10 @@ export interface AdminNode {
   readonly podId: string;
   connections(): number;
   draining(): boolean;
+  /** The scaler is about to remove this pod (bounded): not ready, still serving. */
+  retiring(): boolean;
+  /** No new clients are assigned here. */
+  cordoned(): boolean;
   registryStatus(): RegistryStatus;
   drain(): Promise<DrainResult>;
 }
@@ -46,11 +50,11 @@ export function createAdminApp(node: AdminNode, metrics: MetricsRegistry, logger
   route('/healthz', ['get'], (res) =>
     writeReply(
       res,
-      jsonReply(200, { status: 'ok', podId: node.podId, connections: node.connections(), draining: node.draining(), registry: node.registryStatus() }),
+      jsonReply(200, { status: 'ok', podId: node.podId, connections: node.connections(), draining: node.draining(), cordoned: node.cordoned(), retiring: node.retiring(), registry: node.registryStatus() }),
     ),
   );
   route('/readyz', ['get'], (res) =>
-    writeReply(res, node.draining() ? errorReply('EDGE_ERR_NODE_DRAINING') : jsonReply(200, { ready: true, podId: node.podId })),
+    writeReply(res, node.draining() ? errorReply('EDGE_ERR_NODE_DRAINING') : node.retiring() ? errorReply('EDGE_ERR_NODE_RETIRING') : jsonReply(200, { ready: true, podId: node.podId })),
   );
   route('/metrics', ['get'], (res) =>
     replyAsync(res, async (): Promise<Reply> => ({ status: 200, body: await metrics.metrics(), contentType: METRICS_CONTENT_TYPE }), onError),

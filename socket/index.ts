@@ -9,6 +9,7 @@ import { createRegistry } from '../src/registry/index.js';
 import { settledWithin, type PodRecord, type RegistryStatus } from '../src/registry/registry.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { createAdminApp } from './admin.js';
+import { watchCordon } from './cordon.js';
 import { CloseReason } from './constants.js';
 import { retryAfterMs, runDrain, type DrainResult } from './drain.js';
 import { defaultHandler, loadHandler, normalizeHandler, type MessageHandler } from './handler.js';
@@ -30,6 +31,8 @@ export interface SocketNodeHandle extends RoleHandle {
   /** Bound admin port. */
   readonly adminPort: number;
   connections(): number;
+  /** What /readyz answers: not draining and not retiring (the scaler is about to remove it). */
+  ready(): boolean;
   /** Same as GET /drain on the admin port: idempotent, every caller awaits the same drain. */
   drain(): Promise<DrainResult>;
   /** SIGTERM path: drain first if no drain ran yet, close listen sockets, remove the registry entry, resolve. */
@@ -72,8 +75,9 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   const wsApp = createSocketServer({ config, podId, handler, logger, metrics, sessions, isDraining: () => state.draining });
 
   let drainPromise: Promise<DrainResult> | undefined;
+  const cordon = watchCordon({ registry, podId, maxNotReadyMs: config.socketNotReadyMaxMs, logger });
   const admin = createAdminApp(
-    { podId, connections, draining: () => state.draining, registryStatus: (): RegistryStatus => registry.status(), drain: () => drain() },
+    { podId, connections, draining: () => state.draining, retiring: () => cordon.retiring(), cordoned: () => cordon.cordoned(), registryStatus: (): RegistryStatus => registry.status(), drain: () => drain() },
     metricsRegistry,
     logger,
   );
@@ -93,6 +97,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     adminPort = adm.port;
   } catch (err) {
     closeListenSockets();
+    cordon.stop();
     if (ownsRegistry) await registry.close();
     throw err;
   }
@@ -110,6 +115,8 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     heartbeatMs: config.heartbeatMs,
   });
   const hb = (heartbeat = createHeartbeat({ registry, intervalMs: config.heartbeatMs, record, logger, metrics }));
+  const cordonTimer = setInterval(() => void cordon.refresh(), config.heartbeatMs);
+  cordonTimer.unref();
 
   const notify = (session: Session) => {
     session.send(protocol.reconnect(retryAfterMs()));
@@ -152,6 +159,8 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
       if (!drainPromise) logger.info('stop requested without a prior drain: draining first (bounded by DRAIN_TIMEOUT_MS)');
       await drain();
       await hb.stop(); // no beat may land after the removal below
+      clearInterval(cordonTimer);
+      cordon.stop();
       closeListenSockets();
       for (const session of [...sessions]) notify(session); // left over after a drain timeout
       try {
@@ -166,7 +175,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   }
 
   await settledWithin(registry, config.heartbeatMs);
-  await hb.beat();
+  await Promise.all([hb.beat(), cordon.refresh()]);
   logger.info(
     { port, adminPort, ip: config.podIp, registry: registry.kind, handler: config.socketHandler ?? (deps.handler ? 'custom' : 'default') },
     'socket node listening',
@@ -177,6 +186,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     port,
     adminPort,
     connections,
+    ready: () => !state.draining && !cordon.retiring(),
     drain,
     close,
   };

@@ -7,6 +7,7 @@ import { parseRedisUrl } from './registry/redis-url.js';
 export type Role = 'gateway' | 'socket' | 'scaler' | 'dev' | 'status';
 export type ResolverKind = 'registry' | 'endpointslices' | 'dns';
 export type WorkloadKind = 'kubernetes' | 'local';
+export type AssignStrategyKind = 'spread' | 'pack';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 /** The typed configuration every role receives. */
@@ -29,6 +30,7 @@ export interface Config {
   gatewayMaxHeaderBytes: number;
   gatewayDrainMs: number;
   gatewayRegistryStaleMs: number;
+  gatewayAssignStrategy: AssignStrategyKind;
   scalerWorkload: WorkloadKind;
   socketWorkloadName: string;
   socketMinReplicas: number;
@@ -38,6 +40,7 @@ export interface Config {
   socketMaxBackpressureBytes: number;
   socketIdleTimeoutS: number;
   socketHandler: string | undefined;
+  socketNotReadyMaxMs: number;
   scalerLeaseName: string;
   scalerIntervalMs: number;
   scaleInStabilizationMs: number;
@@ -67,6 +70,7 @@ export const DEFAULTS = {
   GATEWAY_MAX_HEADER_BYTES: '16384',
   GATEWAY_DRAIN_MS: '10000',
   GATEWAY_REGISTRY_STALE_MS: '30000',
+  GATEWAY_ASSIGN_STRATEGY: 'spread',
   SCALER_WORKLOAD: 'kubernetes',
   SOCKET_WORKLOAD_NAME: 'socket',
   SOCKET_MIN_REPLICAS: '2',
@@ -75,6 +79,7 @@ export const DEFAULTS = {
   SOCKET_MAX_PAYLOAD_BYTES: '1048576',
   SOCKET_MAX_BACKPRESSURE_BYTES: '1048576',
   SOCKET_IDLE_TIMEOUT_S: '120',
+  SOCKET_NOT_READY_MAX_MS: '60000',
   SCALER_LEASE_NAME: 'rtc-edge-scaler',
   SCALER_INTERVAL_MS: '5000',
   SCALE_IN_STABILIZATION_MS: '300000',
@@ -188,6 +193,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     gatewayMaxHeaderBytes: read('GATEWAY_MAX_HEADER_BYTES', int(1024, 1_048_576)),
     gatewayDrainMs: read('GATEWAY_DRAIN_MS', int(0, 3_600_000)),
     gatewayRegistryStaleMs: read('GATEWAY_REGISTRY_STALE_MS', int(0, 3_600_000)),
+    gatewayAssignStrategy: read('GATEWAY_ASSIGN_STRATEGY', oneOf<AssignStrategyKind>('spread', 'pack')),
     scalerWorkload: read('SCALER_WORKLOAD', oneOf<WorkloadKind>('kubernetes', 'local')),
     socketWorkloadName: read('SOCKET_WORKLOAD_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
     socketMinReplicas: read('SOCKET_MIN_REPLICAS', int(0, 10_000)),
@@ -197,6 +203,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     socketMaxBackpressureBytes: read('SOCKET_MAX_BACKPRESSURE_BYTES', int(1024, 256 * 1024 * 1024)),
     socketIdleTimeoutS: read('SOCKET_IDLE_TIMEOUT_S', idleTimeout),
     socketHandler: read('SOCKET_HANDLER', nonEmpty),
+    socketNotReadyMaxMs: read('SOCKET_NOT_READY_MAX_MS', int(1000, 3_600_000)),
     scalerLeaseName: read('SCALER_LEASE_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
     scalerIntervalMs: read('SCALER_INTERVAL_MS', int(50, 3_600_000)),
     scaleInStabilizationMs: read('SCALE_IN_STABILIZATION_MS', int(0, 86_400_000)),

@@ -27,6 +27,7 @@ export const ERRORS = {
   EDGE_ERR_GATEWAY_DRAINING: { status: 503, code: 'gateway_draining', message: 'the gateway is shutting down' },
   EDGE_ERR_REGISTRY_UNAVAILABLE: { status: 503, code: 'registry_unavailable', message: 'the pod registry has been unreachable for too long to route safely' },
   EDGE_ERR_NODE_DRAINING: { status: 503, code: 'node_draining', message: 'this socket node is draining and takes no new connections' },
+  EDGE_ERR_NODE_RETIRING: { status: 503, code: 'node_retiring', message: 'the scaler is removing this socket node: it reports NotReady so that Kubernetes removes exactly this pod' },
   EDGE_ERR_INVALID_JSON: { status: 0, code: 'invalid_json', message: 'text frames must be valid JSON' },
   EDGE_ERR_INVALID_MESSAGE: { status: 0, code: 'invalid_message', message: 'message must be a JSON object with a string "type"' },
   EDGE_ERR_UNKNOWN_TYPE: { status: 0, code: 'unknown_type', message: 'unknown message type' },

@@ -12,6 +12,7 @@ import { renderTemplate } from '../gateway/resolvers/dns.js';
 import { indexSlices, pickPort } from '../gateway/resolvers/endpointslices.js';
 import { isUpstream, Resolved } from '../gateway/resolvers/resolver.js';
 import { pod } from './support/upstream.js';
+import { mulberry32 } from './support/random.js';
 
 test('pod ids are DNS-1123 labels: the nginx regex accepted more, we do not', () => {
   for (const ok of ['a', 'socket-7d9f8-x2x4q', '0', 'a'.repeat(63), 'a-b-c', '9abc']) assert.equal(isPodId(ok), true, ok);
@@ -90,6 +91,41 @@ test('assign: near-equal pods share a burst at random', () => {
     counts.set(p.podId, (counts.get(p.podId) ?? 0) + 1);
   }
   assert.ok((counts.get('a') ?? 0) > 60 && (counts.get('b') ?? 0) > 60, JSON.stringify([...counts]));
+  assert.equal(counts.get('c') ?? 0, 0);
+});
+
+test('assign: a cordoned pod never counts as room under either strategy', () => {
+  for (const strategy of ['spread', 'pack'] as const) {
+    const a = createAssigner({ strategy, targetConnections: 1000 });
+    const cordoned = pod('cordoned', 1, { connections: 0, cordoned: true });
+    const open = pod('open', 1, { connections: 400 });
+    for (let i = 0; i < 50; i++) assert.equal(a.pick([cordoned, open])!.podId, 'open', strategy);
+    assert.equal(a.pick([cordoned, pod('drain', 1, { draining: true })]), undefined, `${strategy}: only cordoned and draining pods → none`);
+  }
+});
+
+test('assign: pack fills the fullest pod below the target, then the next, and spreads once all are full', () => {
+  const a = createAssigner({ strategy: 'pack', targetConnections: 100 });
+  const pods = [pod('low', 1, { connections: 10 }), pod('mid', 1, { connections: 60 }), pod('high', 1, { connections: 97 }), pod('full', 1, { connections: 100 })];
+  const order: string[] = [];
+  for (let i = 0; i < 3; i++) order.push(a.pick(pods)!.podId);
+  assert.deepEqual(order, ['high', 'high', 'high'], 'the fullest pod below the target first');
+  assert.equal(a.load(pods[2]!), 100);
+  for (let i = 0; i < 40; i++) assert.equal(a.pick(pods)!.podId, 'mid');
+  assert.equal(a.pick(pods)!.podId, 'low', 'mid is at the target now');
+  const allFull = [pod('x', 1, { connections: 150 }), pod('y', 1, { connections: 120 })];
+  assert.equal(a.pick(allFull)!.podId, 'y', 'every pod at the target: the least loaded');
+});
+
+test('assign: pack shares near-equal fullest pods at random', () => {
+  const a = createAssigner({ strategy: 'pack', targetConnections: 1000, random: mulberry32(7) });
+  const pods = [pod('a', 1, { connections: 500 }), pod('b', 1, { connections: 499 }), pod('c', 1, { connections: 100 })];
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 40; i++) {
+    const p = a.pick(pods)!;
+    counts.set(p.podId, (counts.get(p.podId) ?? 0) + 1);
+  }
+  assert.ok((counts.get('a') ?? 0) > 5 && (counts.get('b') ?? 0) > 5, JSON.stringify([...counts]));
   assert.equal(counts.get('c') ?? 0, 0);
 });
 

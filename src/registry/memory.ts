@@ -1,6 +1,6 @@
 /** In-process registry for `dev` and single-process tests: liveness by timestamps. */
 import { EventEmitter } from 'node:events';
-import { EVENT_LOG_LENGTH, isLive, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+import { EVENT_LOG_LENGTH, isLive, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 /** Create a memory registry. `now` is injectable for tests. */
 export function createMemoryRegistry(opts: { now?: () => number } = {}): Registry {
@@ -10,6 +10,14 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
   bus.setMaxListeners(0);
   let decision: ScalerDecision | null = null;
   const events: EdgeEvent[] = [];
+  const cordons = new Map<string, { mark: CordonMark; until: number }>();
+  const markOf = (podId: string): CordonMark | undefined => {
+    const c = cordons.get(podId);
+    if (c && c.until > now()) return c.mark;
+    cordons.delete(podId);
+    return undefined;
+  };
+  const withCordon = (p: PodRecord): PodRecord => ({ ...p, cordoned: markOf(p.podId) !== undefined });
   let state: RegistryStatus = 'ready';
 
   const live = (p: PodRecord | undefined) => (p && isLive(p, now()) ? p : undefined);
@@ -20,7 +28,7 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
     async heartbeat(pod) {
       const rec = { ...pod };
       pods.set(pod.podId, rec);
-      emit({ type: 'upsert', pod: { ...rec } });
+      emit({ type: 'upsert', pod: withCordon(rec) });
     },
     async remove(podId) {
       if (pods.delete(podId)) emit({ type: 'remove', podId });
@@ -28,14 +36,25 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
     async list() {
       const out: PodRecord[] = [];
       for (const [id, p] of pods) {
-        if (live(p)) out.push({ ...p });
+        if (live(p)) out.push(withCordon(p));
         else pods.delete(id);
       }
       return out;
     },
     async get(podId) {
       const p = live(pods.get(podId));
-      return p ? { ...p } : undefined;
+      return p ? withCordon(p) : undefined;
+    },
+    async cordon(podId, mark, ttlMs) {
+      cordons.set(podId, { mark: { ...mark }, until: now() + ttlMs });
+      emit({ type: 'cordon', podId, mark: { ...mark } });
+    },
+    async uncordon(podId) {
+      if (cordons.delete(podId)) emit({ type: 'cordon', podId, mark: null });
+    },
+    async cordonOf(podId) {
+      const m = markOf(podId);
+      return m ? { ...m } : undefined;
     },
     subscribe(listener) {
       const l = (c: RegistryChange) => listener(c);

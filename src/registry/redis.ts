@@ -9,14 +9,17 @@ import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { DEAD_AFTER_HEARTBEATS } from '../constants.js';
 import { parseRedisUrl } from './redis-url.js';
-import { EVENT_LOG_LENGTH, parsePodRecord, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+import { EVENT_LOG_LENGTH, parseCordonMark, parsePodRecord, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 const LIST_LIVE = `
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local out = {}
 for _, id in ipairs(ids) do
   local v = redis.call('GET', ARGV[1] .. id)
-  if v then table.insert(out, v) else redis.call('ZREM', KEYS[1], id) end
+  if v then
+    table.insert(out, v)
+    table.insert(out, redis.call('GET', ARGV[2] .. id) or '')
+  else redis.call('ZREM', KEYS[1], id) end
 end
 return out`;
 
@@ -52,7 +55,9 @@ function connect(url: string, extra: RedisOptions): Client {
 export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   const { prefix, logger } = opts;
   const tag = `${prefix}{registry}:`;
-  const keys = { pods: `${tag}pods`, pod: `${tag}pod:`, decision: `${tag}decision`, events: `${tag}events` };
+  // A cordon mark is a key of its own with a TTL the scaler renews, merged into the record on read: the pod's
+  // heartbeat never overwrites it, and a scaler that dies leaves no pod cordoned for longer than the TTL.
+  const keys = { pods: `${tag}pods`, pod: `${tag}pod:`, cordon: `${tag}cordon:`, decision: `${tag}decision`, events: `${tag}events` };
   const channel = `${prefix}changes`;
   const retryStrategy = (times: number) => reconnectDelay(times, opts.maxBackoffMs);
   const base: RedisOptions = { retryStrategy, connectTimeout: 3000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
@@ -91,6 +96,10 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
       const parsed = JSON.parse(msg) as RegistryChange;
       if (parsed.type === 'remove' && typeof parsed.podId === 'string') change = parsed;
       else if (parsed.type === 'upsert' && parsePodRecord(parsed.pod)) change = parsed;
+      else if (parsed.type === 'cordon' && typeof parsed.podId === 'string') {
+        const mark = parsed.mark === null ? null : parseCordonMark(parsed.mark);
+        if (mark !== undefined) change = { type: 'cordon', podId: parsed.podId, mark };
+      }
     } catch {
       /* ignore foreign messages on our channel */
     }
@@ -115,6 +124,19 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
     }
     return out;
   };
+  const parseMark = (raw: string | null): CordonMark | undefined => {
+    if (!raw) return undefined;
+    try {
+      return parseCordonMark(JSON.parse(raw));
+    } catch {
+      return undefined;
+    }
+  };
+  /** A record with `cordoned` from its mark (a malformed mark counts as none). */
+  const withCordon = (raw: string | null, mark: string | null): PodRecord | undefined => {
+    const p = parseMany([raw])[0];
+    return p ? { ...p, cordoned: parseMark(mark) !== undefined } : undefined;
+  };
 
   return {
     kind: 'redis',
@@ -131,11 +153,31 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
       await cmd.multi().del(keys.pod + podId).zrem(keys.pods, podId).publish(channel, JSON.stringify({ type: 'remove', podId })).exec();
     },
     async list() {
-      const raws = (await cmd.eval(LIST_LIVE, 1, keys.pods, keys.pod)) as string[];
-      return parseMany(raws);
+      const raws = (await cmd.eval(LIST_LIVE, 1, keys.pods, keys.pod, keys.cordon)) as string[];
+      const out: PodRecord[] = [];
+      for (let i = 0; i + 1 < raws.length; i += 2) {
+        const p = withCordon(raws[i]!, raws[i + 1]!);
+        if (p) out.push(p);
+      }
+      return out;
     },
     async get(podId) {
-      return parseMany([await cmd.get(keys.pod + podId)])[0];
+      const [raw, mark] = await cmd.mget(keys.pod + podId, keys.cordon + podId);
+      return withCordon(raw ?? null, mark ?? null);
+    },
+    async cordon(podId, mark, ttlMs) {
+      const json = JSON.stringify(mark);
+      await cmd
+        .multi()
+        .set(keys.cordon + podId, json, 'PX', Math.max(1, Math.round(ttlMs)))
+        .publish(channel, JSON.stringify({ type: 'cordon', podId, mark }))
+        .exec();
+    },
+    async uncordon(podId) {
+      await cmd.multi().del(keys.cordon + podId).publish(channel, JSON.stringify({ type: 'cordon', podId, mark: null })).exec();
+    },
+    async cordonOf(podId) {
+      return parseMark(await cmd.get(keys.cordon + podId));
     },
     subscribe(listener) {
       const l = (c: RegistryChange) => listener(c);

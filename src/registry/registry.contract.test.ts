@@ -74,8 +74,8 @@ for (const backend of backends) {
       const { writer, reader } = await backend.pair();
       const p = pod('socket-a1', { connections: 42, port: 8081, adminPort: 9091 });
       await writer.heartbeat(p);
-      assert.deepEqual(await reader.get('socket-a1'), p);
-      assert.deepEqual(await reader.list(), [p]);
+      assert.deepEqual(await reader.get('socket-a1'), { ...p, cordoned: false });
+      assert.deepEqual(await reader.list(), [{ ...p, cordoned: false }]);
       assert.equal(await reader.get('socket-zz'), undefined);
     });
 
@@ -122,6 +122,36 @@ for (const backend of backends) {
       await writer.heartbeat(pod('socket-e2'));
       await writer.remove('socket-e1');
       assert.deepEqual((await reader.list()).map((p) => p.podId), ['socket-e2']);
+    });
+
+    test('a cordon mark is merged into the record, survives heartbeats, is announced, and expires unless renewed', async () => {
+      const { writer, reader } = await backend.pair();
+      const seen: RegistryChange[] = [];
+      const unsubscribe = reader.subscribe((c) => c.type === 'cordon' && seen.push(c));
+      await writer.heartbeat(pod('socket-g1', { connections: 3 }));
+      await writer.heartbeat(pod('socket-g2'));
+      await writer.cordon('socket-g1', {}, HB * 4);
+      await writer.heartbeat(pod('socket-g1', { connections: 2, cordoned: false }));
+      assert.equal((await reader.get('socket-g1'))?.cordoned, true, "the pod's own heartbeat does not clear the mark");
+      assert.deepEqual((await reader.list()).map((p) => `${p.podId}:${p.cordoned}`).sort(), ['socket-g1:true', 'socket-g2:false']);
+      await writer.cordon('socket-g1', { retire: 'round-1' }, HB * 4);
+      assert.deepEqual(await reader.cordonOf('socket-g1'), { retire: 'round-1' });
+      assert.equal(await reader.cordonOf('socket-g2'), undefined);
+      await writer.uncordon('socket-g1');
+      assert.equal((await reader.get('socket-g1'))?.cordoned, false);
+      await waitFor(() => (seen.length >= 3 ? true : undefined));
+      unsubscribe();
+      assert.deepEqual(
+        seen.map((c) => (c.type === 'cordon' ? `${c.podId}:${JSON.stringify(c.mark)}` : '')),
+        ['socket-g1:{}', 'socket-g1:{"retire":"round-1"}', 'socket-g1:null'],
+      );
+      // Not renewed: gone after its TTL although the pod itself stays live.
+      await writer.cordon('socket-g2', {}, HB);
+      assert.equal((await reader.get('socket-g2'))?.cordoned, true);
+      await sleep(HB * 1.5);
+      await writer.heartbeat(pod('socket-g2'));
+      assert.equal((await reader.get('socket-g2'))?.cordoned, false);
+      assert.equal(await reader.cordonOf('socket-g2'), undefined);
     });
 
     test('scaler decision round-trips and is null until reported', async () => {

@@ -11,6 +11,11 @@ export interface PodRecord {
   adminPort?: number;
   connections: number;
   draining: boolean;
+  /**
+   * The scaler plans to remove this pod: gateways assign no new clients to it. Readers set it from the
+   * cordon mark (its own key with a TTL the scaler renews); a writer's value is ignored.
+   */
+  cordoned?: boolean;
   /** ms since epoch, writer's clock. */
   startedAt: number;
   /** ms since epoch, writer's clock. */
@@ -29,16 +34,25 @@ export interface ScalerDecision {
   deletionCosts?: Record<string, number>;
 }
 
+/** The scaler's mark on a pod it plans to remove (DESIGN "Cordon"). */
+export interface CordonMark {
+  /**
+   * Set just before the scale call: the pod reports NotReady (for a bound of its own) so that the
+   * ReplicaSet removes it first. A new value starts a new bound.
+   */
+  retire?: string;
+}
+
 /** A recent scaling or drain event, for the status page. */
 export interface EdgeEvent {
   at: number;
-  kind: 'scale-out' | 'scale-in' | 'drain-start' | 'drain-done' | 'pod-added' | 'pod-removed' | 'hold' | 'victim' | 'info';
+  kind: 'scale-out' | 'scale-in' | 'drain-start' | 'drain-done' | 'pod-added' | 'pod-removed' | 'hold' | 'victim' | 'cordon' | 'uncordon' | 'not-honoured' | 'info';
   message: string;
   podId?: string;
 }
 
 /** Announced on the change channel. */
-export type RegistryChange = { type: 'upsert'; pod: PodRecord } | { type: 'remove'; podId: string };
+export type RegistryChange = { type: 'upsert'; pod: PodRecord } | { type: 'remove'; podId: string } | { type: 'cordon'; podId: string; mark: CordonMark | null };
 
 export type RegistryStatus = 'connecting' | 'ready' | 'down' | 'closed';
 
@@ -49,10 +63,16 @@ export interface Registry {
   heartbeat(pod: PodRecord): Promise<void>;
   /** Remove an entry at once (SIGTERM, scale-in). Announces the removal. */
   remove(podId: string): Promise<void>;
-  /** Live entries only. */
+  /** Live entries only, each with `cordoned` set. */
   list(): Promise<PodRecord[]>;
-  /** One live entry, or undefined. */
+  /** One live entry (with `cordoned` set), or undefined. */
   get(podId: string): Promise<PodRecord | undefined>;
+  /** Mark (or renew) a pod as cordoned for `ttlMs`: the mark vanishes unless renewed. Announces the change. */
+  cordon(podId: string, mark: CordonMark, ttlMs: number): Promise<void>;
+  /** Drop a cordon mark at once. Announces the change. */
+  uncordon(podId: string): Promise<void>;
+  /** The pod's cordon mark, or undefined when it has none. */
+  cordonOf(podId: string): Promise<CordonMark | undefined>;
   /** Listen to changes; returns an unsubscribe function. */
   subscribe(listener: (change: RegistryChange) => void): () => void;
   setScalerDecision(decision: ScalerDecision): Promise<void>;
@@ -87,6 +107,14 @@ export function settledWithin(registry: Registry, ms: number): Promise<void> {
 /** True when `pod` has missed fewer than 3 heartbeats at `now`. */
 export function isLive(pod: PodRecord, now: number, deadAfter = DEAD_AFTER_HEARTBEATS): boolean {
   return now - pod.updatedAt < deadAfter * pod.heartbeatMs;
+}
+
+/** Validate a cordon mark read from a backend; returns undefined when malformed (never throws). */
+export function parseCordonMark(raw: unknown): CordonMark | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const r = raw as Record<string, unknown>;
+  if (r.retire !== undefined && typeof r.retire !== 'string') return undefined;
+  return r.retire === undefined ? {} : { retire: r.retire };
 }
 
 /** Validate a record read from a backend; returns undefined when malformed (never throws). */
