@@ -44,3 +44,18 @@ export const LOCAL_START_RETRY_MS = 1_000;
 /** Local backend: pod names are `<workload>-<5 chars>` like a Deployment's (the template hash left out). */
 export const LOCAL_POD_SUFFIX_LENGTH = 5;
 export const POD_NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
+
+/**
+ * Cordon re-pick hysteresis: a cordoned pod is swapped for an uncordoned one only when that one holds at most
+ * this share of the cordoned pod's connections and at least CORDON_REPICK_MIN_GAP fewer (swapping throws away
+ * the drain progress the cordoned pod made, so near-equal pods must not flip-flop).
+ */
+export const CORDON_REPICK_RATIO = 0.5;
+export const CORDON_REPICK_MIN_GAP = 10;
+/** A cordon mark lives this many scaler intervals unless renewed (at least CORDON_TTL_MIN_MS). */
+export const CORDON_TTL_INTERVALS = 6;
+export const CORDON_TTL_MIN_MS = 30_000;
+/** The deletion cost a retiring victim carries: the lowest an int32 annotation can hold. */
+export const VICTIM_DELETION_COST = -2_147_483_648;
+/** How long the scaler waits for the workload to show a retiring victim NotReady before it gives up this scale-in. */
+export const RETIRE_CONFIRM_TIMEOUT_MS = 30_000;

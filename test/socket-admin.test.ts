@@ -16,7 +16,7 @@ describe('admin endpoints', () => {
     const c = await Client.open(t.url);
     const h = await fetch(`${t.admin}/healthz`);
     assert.equal(h.status, 200);
-    assert.deepEqual(await h.json(), { status: 'ok', podId: t.node.podId, connections: 1, draining: false, registry: 'ready' });
+    assert.deepEqual(await h.json(), { status: 'ok', podId: t.node.podId, connections: 1, draining: false, cordoned: false, retiring: false, registry: 'ready' });
     const r = await fetch(`${t.admin}/readyz`);
     assert.equal(r.status, 200);
     assert.deepEqual(await r.json(), { ready: true, podId: t.node.podId });

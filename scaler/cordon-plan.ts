@@ -1,0 +1,77 @@
+/**
+ * The pure cordon decision of DESIGN "Cordon": which pods should carry the cordon mark after this tick.
+ * When the policy first sees desired < current it cordons the pods the coming scale-in will remove (the
+ * least-loaded, ties by name), keeps them while desired stays low, re-picks when one dies or another pod
+ * becomes clearly lighter, and uncordons everything once desired reaches current again. Table-tested.
+ */
+import { CORDON_REPICK_MIN_GAP, CORDON_REPICK_RATIO } from './constants.js';
+import type { PolicyConfig, PolicyDecision } from './policy.js';
+
+/** A pod that may be cordoned: active, with a live registry entry, not draining. */
+export interface CordonCandidate {
+  name: string;
+  connections: number;
+  /** Carries the mark now (as the registry says). */
+  cordoned: boolean;
+}
+
+/** What to change this tick. */
+export interface CordonPlan {
+  /** Every pod that should be cordoned after this tick (lightest first); at a scale-in, exactly its victims. */
+  cordoned: string[];
+  /** Newly cordoned. */
+  add: string[];
+  /** To uncordon (picked no more, or gone). */
+  remove: string[];
+}
+
+/** How many pods the scale-in that the decision foresees would remove, within the bounds. */
+export function victimsWanted(decision: Pick<PolicyDecision, 'action' | 'desired' | 'replicas'>, current: number, cfg: Pick<PolicyConfig, 'minReplicas' | 'scaleInMaxStep'>): number {
+  if (decision.action === 'scale-in') return Math.max(0, current - decision.replicas);
+  if (decision.action === 'scale-out' || decision.desired >= current) return 0;
+  const target = Math.max(decision.desired, current - cfg.scaleInMaxStep, cfg.minReplicas);
+  return Math.max(0, current - target);
+}
+
+const byLoad = (a: CordonCandidate, b: CordonCandidate) => a.connections - b.connections || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** True when `other` is lighter enough than the cordoned `pod` to be worth the lost drain progress. */
+export function clearlyLighter(other: CordonCandidate, pod: CordonCandidate): boolean {
+  return other.connections <= pod.connections * CORDON_REPICK_RATIO && pod.connections - other.connections >= CORDON_REPICK_MIN_GAP;
+}
+
+/**
+ * Plan the cordon marks. `markedNames` are every pod the registry shows cordoned (candidates or not: a mark on
+ * a pod that died or drains is removed). Missing data (a registry hold) keeps the marks as they are.
+ */
+export function planCordon(
+  decision: Pick<PolicyDecision, 'action' | 'reason' | 'desired' | 'replicas'>,
+  current: number,
+  candidates: readonly CordonCandidate[],
+  cfg: Pick<PolicyConfig, 'minReplicas' | 'scaleInMaxStep'>,
+  markedNames: readonly string[] = candidates.filter((c) => c.cordoned).map((c) => c.name),
+): CordonPlan {
+  if (decision.reason === 'registry-unavailable' || decision.reason === 'registry-stale') {
+    return { cordoned: [...markedNames], add: [], remove: [] };
+  }
+  const k = Math.min(victimsWanted(decision, current, cfg), candidates.length);
+  const sorted = [...candidates].sort(byLoad);
+  const kept = sorted.filter((c) => c.cordoned).slice(0, k);
+  const free = sorted.filter((c) => !kept.includes(c));
+  // Swap a kept pod for a clearly lighter free one, heaviest kept first.
+  for (let i = kept.length - 1; i >= 0; i--) {
+    const lightest = free[0];
+    if (lightest && clearlyLighter(lightest, kept[i]!)) {
+      free.shift();
+      free.push(kept[i]!);
+      free.sort(byLoad);
+      kept[i] = lightest;
+    }
+  }
+  while (kept.length < k && free.length > 0) kept.push(free.shift()!);
+  kept.sort(byLoad);
+  const names = kept.map((c) => c.name);
+  const now = new Set(names);
+  const was = new Set(markedNames);
+  return { cordoned: names, add: names.filter((n) => !was.has(n)), remove: markedNames.filter((n) => !now.has(n)) };
+}
