@@ -67,6 +67,15 @@ test('redis URL forms: standalone, TLS, sentinel, cluster', () => {
   assert.throws(() => loadConfig({ REDIS_URL: 'redis+sentinel://s1:26379' }), /missing master name/);
 });
 
+test('GATEWAY_POD_CIDRS: empty means any address; a bad entry is named', () => {
+  assert.deepEqual(loadConfig({}).gatewayPodCidrs, []);
+  assert.deepEqual(loadConfig({ GATEWAY_POD_CIDRS: '10.0.0.0/8, fd00::/8,10.1.2.3' }).gatewayPodCidrs, ['10.0.0.0/8', 'fd00::/8', '10.1.2.3/32']);
+  assert.throws(
+    () => loadConfig({ GATEWAY_POD_CIDRS: '10.0.0.0/8,10.0.0.0/40,pods.local', HEARTBEAT_MS: 'x' }),
+    (e: unknown) => e instanceof ConfigError && e.problems.length === 2 && /GATEWAY_POD_CIDRS=.*"10\.0\.0\.0\/40".*"pods\.local"/.test(e.problems.find((p) => p.startsWith('GATEWAY_POD_CIDRS')) ?? ''),
+  );
+});
+
 test('idle timeout must suit uWebSockets.js', () => {
   assert.equal(loadConfig({ SOCKET_IDLE_TIMEOUT_S: '0' }).socketIdleTimeoutS, 0);
   assert.equal(loadConfig({ SOCKET_IDLE_TIMEOUT_S: '16' }).socketIdleTimeoutS, 16);

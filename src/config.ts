@@ -3,6 +3,7 @@ import os from 'node:os';
 import net from 'node:net';
 import { DNS1123_LABEL, DNS1123_SUBDOMAIN, DEFAULT_REDIS_PREFIX } from './constants.js';
 import { parseRedisUrl } from './registry/redis-url.js';
+import { parseCidrList } from './cidr.js';
 
 export type Role = 'gateway' | 'socket' | 'scaler' | 'dev' | 'status';
 export type ResolverKind = 'registry' | 'endpointslices' | 'dns';
@@ -31,6 +32,8 @@ export interface Config {
   gatewayDrainMs: number;
   gatewayRegistryStaleMs: number;
   gatewayAssignStrategy: AssignStrategyKind;
+  /** CIDRs the gateway may dial (`addr/prefix`); empty = any address. */
+  gatewayPodCidrs: string[];
   scalerWorkload: WorkloadKind;
   socketWorkloadName: string;
   socketMinReplicas: number;
@@ -134,6 +137,13 @@ const redisUrl: Parser<string> = (raw) => {
     return { error: `${(err as Error).message}; expected redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://h1:p1,h2:p2/<master> or redis+cluster://h1:p1,h2:p2` };
   }
 };
+const cidrList: Parser<string[]> = (raw) => {
+  try {
+    return parseCidrList(raw);
+  } catch (err) {
+    return { error: `${(err as Error).message}; expected comma-separated CIDRs like 10.0.0.0/8,fd00::/8 (a bare address is /32 or /128)` };
+  }
+};
 const dnsTemplate: Parser<string> = (raw) =>
   raw.includes('{podId}') && /:\d{1,5}$/.test(raw) ? raw : { error: 'expected a host template containing {podId} and ending in :<port>' };
 const idleTimeout: Parser<number> = (raw) => {
@@ -194,6 +204,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     gatewayDrainMs: read('GATEWAY_DRAIN_MS', int(0, 3_600_000)),
     gatewayRegistryStaleMs: read('GATEWAY_REGISTRY_STALE_MS', int(0, 3_600_000)),
     gatewayAssignStrategy: read('GATEWAY_ASSIGN_STRATEGY', oneOf<AssignStrategyKind>('spread', 'pack')),
+    gatewayPodCidrs: read('GATEWAY_POD_CIDRS', cidrList, () => []),
     scalerWorkload: read('SCALER_WORKLOAD', oneOf<WorkloadKind>('kubernetes', 'local')),
     socketWorkloadName: read('SOCKET_WORKLOAD_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
     socketMinReplicas: read('SOCKET_MIN_REPLICAS', int(0, 10_000)),

@@ -668,6 +668,7 @@ describe('helm chart helm/rtc-edge', () => {
       [['redis.enabled=false'], /needs redis.url/],
       [['redis.url=redis://elsewhere:6379'], /set redis.enabled=false/],
       [['socket.adminPort=8080'], /must differ/],
+      [['gateway.podCIDRs={10.0.0.0/8,pods.local}'], /gateway\/podCIDRs/],
     ];
     for (const [sets, message] of bad) {
       const r = render([], sets);
@@ -682,6 +683,11 @@ describe('helm chart helm/rtc-edge', () => {
     const ok = render([], ['config.DRAIN_TIMEOUT_MS=600000', 'socket.terminationGracePeriodSeconds=630', 'config.SOCKET_IDLE_TIMEOUT_S=0']);
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(one(ok.objects, 'ConfigMap', 'config').data.DRAIN_TIMEOUT_MS, '600000');
+    // gateway.podCIDRs fills GATEWAY_POD_CIDRS, which the gateway's real loadConfig accepts.
+    const cidrs = render([], ['gateway.podCIDRs={10.244.0.0/16,fd00:10:244::/56}']);
+    assert.equal(cidrs.status, 0, cidrs.stderr);
+    const gw = container(one(cidrs.objects, 'Deployment', 'gateway'), 'gateway');
+    assert.deepEqual(loadConfig(containerEnv(cidrs.objects, gw, 'rtc-edge-gateway-5d8f7c9b4-x2x7k'), 'gateway').gatewayPodCidrs, ['10.244.0.0/16', 'fd00:10:244::/56']);
   });
 
   test('NOTES.txt: how to reach the gateway (per Service type / Ingress) and how to watch scaling', () => {
