@@ -17,6 +17,7 @@ export const ERRORS = {
   EDGE_ERR_NO_PODS_AVAILABLE: { status: 503, code: 'no_pods_available', message: 'no live socket pod that is not draining' },
   EDGE_ERR_UPGRADE_REQUIRED: { status: 426, code: 'upgrade_required', message: 'this route only accepts a WebSocket upgrade' },
   EDGE_ERR_UPSTREAM_UNREACHABLE: { status: 502, code: 'upstream_unreachable', message: 'the socket pod could not be reached' },
+  EDGE_ERR_POD_ADDRESS_FORBIDDEN: { status: 502, code: 'pod_address_forbidden', message: 'the socket pod registered an address outside GATEWAY_POD_CIDRS; the gateway does not dial it' },
   EDGE_ERR_UPSTREAM_TIMEOUT: { status: 504, code: 'upstream_timeout', message: 'the socket pod did not complete the handshake in time' },
   EDGE_ERR_NOT_FOUND: { status: 404, code: 'not_found', message: 'no such route' },
   EDGE_ERR_METHOD_NOT_ALLOWED: { status: 405, code: 'method_not_allowed', message: 'method not allowed on this route' },
