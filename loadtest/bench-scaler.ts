@@ -293,7 +293,7 @@ function simulate(s: Schedule, strategy: Strategy, seed: number, assignment: Ass
       const booting = pods.length - live.length;
       const total = live.reduce((sum, p) => sum + p.record.connections, 0);
       const d = decide(
-        { now: t * 1000, currentReplicas: spec, registry: 'ok', totalConnections: total, pods: { live: live.length, booting, unreported: 0, dead: 0, draining: pendingVictims ? 1 : 0 }, rolloutInProgress: false },
+        { now: t * 1000, currentReplicas: spec, registry: 'ok', totalConnections: total, pods: { live: live.length, booting, unreported: 0, dead: 0, drained: 0, draining: pendingVictims ? 1 : 0 }, rolloutInProgress: false },
         POLICY,
         state,
       );

@@ -14,7 +14,7 @@ export function podClassifier(bootGraceMs: number): PodClassifier {
   const seenLive = new Set<string>();
   return {
     classify(snap, live, t, unobserved) {
-      const counts: PodCounts = { live: 0, booting: 0, unreported: 0, dead: 0, draining: unobserved };
+      const counts: PodCounts = { live: 0, booting: 0, unreported: 0, dead: 0, drained: 0, draining: unobserved };
       const names = new Set<string>();
       for (const p of snap.pods) {
         names.add(p.name);
@@ -24,7 +24,7 @@ export function podClassifier(bootGraceMs: number): PodClassifier {
           continue;
         }
         // Draining without a deletionTimestamp: drained by hand, out of service but not leaving. Not capacity.
-        if (rec?.draining) counts.dead++;
+        if (rec?.draining) counts.drained++;
         else if (rec) {
           counts.live++;
           seenLive.add(p.name);

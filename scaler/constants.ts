@@ -12,6 +12,12 @@ export const SCALE_OUT_MAX_FACTOR = 2;
 export const SCALE_OUT_MIN_STEP = 4;
 
 /**
+ * From this many pods on, a majority without a live heartbeat means the registry view is stale (hold); in a
+ * smaller fleet silent pods are treated as dead and replaced, so one wedged pod of two cannot freeze scaling.
+ */
+export const STALE_VIEW_MIN_PODS = 4;
+
+/**
  * A pod that became Ready this recently and has never heartbeated still counts as capacity on the way.
  * Pods that are Pending or not yet Ready count as on the way however old they are (they are not serving).
  */

@@ -2,7 +2,7 @@
  * The scaling policy: a pure function from what the scaler sees (registry + workload) to a decision.
  * All I/O lives in the workload backends and scaler/index.ts; this file is tested by tables.
  */
-import { SCALE_OUT_MAX_FACTOR, SCALE_OUT_MIN_STEP } from './constants.js';
+import { SCALE_OUT_MAX_FACTOR, SCALE_OUT_MIN_STEP, STALE_VIEW_MIN_PODS } from './constants.js';
 
 /** The bounds and targets of SOCKET_* / SCALE_IN_* configuration. */
 export interface PolicyConfig {
@@ -27,6 +27,8 @@ export interface PodCounts {
   unreported: number;
   /** Had (or should have had) a heartbeat that is gone: not capacity. */
   dead: number;
+  /** Heartbeats as draining without a deletionTimestamp (drained by hand): reporting, but out of service, so not capacity. */
+  drained: number;
   /** Draining (registry flag) or terminating: leaving, not capacity. */
   draining: number;
 }
@@ -58,6 +60,7 @@ export type PolicyAction = 'scale-out' | 'scale-in' | 'hold' | 'steady';
 export type PolicyReason =
   | 'load-increase'
   | 'replace-dead-pods'
+  | 'replace-drained-pods'
   | 'below-min'
   | 'load-decrease'
   | 'above-max'
@@ -99,6 +102,14 @@ export function scaleOutLimit(current: number): number {
   return Math.max(current * SCALE_OUT_MAX_FACTOR, current + SCALE_OUT_MIN_STEP);
 }
 
+/** The pods that are not capacity, by why: lost heartbeat, or drained by hand. */
+function outOfService(pods: PodCounts): string {
+  const parts: string[] = [];
+  if (pods.dead > 0) parts.push(`${pods.dead} pod(s) without a live heartbeat`);
+  if (pods.drained > 0) parts.push(`${pods.drained} pod(s) drained by hand`);
+  return parts.join(', ');
+}
+
 const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
 
 /** Decide one tick. Pure: same input and state, same decision. */
@@ -119,11 +130,18 @@ export function decide(input: PolicyInput, cfg: PolicyConfig, prev: PolicyState)
     return out('hold', input.registry === 'unavailable' ? 'registry-unavailable' : 'registry-stale', current, current, `holding at ${current} replicas: ${why}`, initialPolicyState());
   }
 
-  // No pod reporting, or most pods past their start without a live heartbeat: the heartbeat pipeline is
-  // broken (or not up yet), not the pods. Pods still starting do not count against the view.
+  // No pod reporting at all, or most of a fleet of at least STALE_VIEW_MIN_PODS without a live heartbeat: the
+  // heartbeat pipeline is broken (or not up yet), not the pods. In a smaller fleet a silent pod is just dead and
+  // gets replaced, so one wedged pod cannot freeze scaling. Pods still starting do not count against the view;
+  // pods drained by hand do report.
+  const reporting = pods.live + pods.drained;
   const silent = pods.dead + pods.unreported;
-  if ((pods.live === 0 && silent > 0) || (pods.dead > 0 && pods.dead >= pods.live)) {
-    return out('hold', 'registry-stale', current, current, `holding at ${current} replicas: ${silent} pod(s) without a live heartbeat, ${pods.live} with one; the registry view is stale`, initialPolicyState());
+  const fleet = reporting + silent;
+  if (reporting === 0 && silent > 0) {
+    return out('hold', 'registry-stale', current, current, `holding at ${current} replicas: none of ${silent} pod(s) has a live heartbeat; the registry view is stale`, initialPolicyState());
+  }
+  if (fleet >= STALE_VIEW_MIN_PODS && pods.dead * 2 > fleet) {
+    return out('hold', 'registry-stale', current, current, `holding at ${current} replicas: ${pods.dead} of ${fleet} pods lost their heartbeat, ${reporting} report; the registry view is stale`, initialPolicyState());
   }
 
   const desired = desiredReplicas(input.totalConnections, cfg);
@@ -136,13 +154,13 @@ export function decide(input: PolicyInput, cfg: PolicyConfig, prev: PolicyState)
     target = Math.min(target, cfg.maxReplicas, scaleOutLimit(current));
     target = Math.max(target, cfg.minReplicas);
     if (target > current) {
-      const reason: PolicyReason = current < cfg.minReplicas ? 'below-min' : desired > current ? 'load-increase' : 'replace-dead-pods';
+      const reason: PolicyReason = current < cfg.minReplicas ? 'below-min' : desired > current ? 'load-increase' : pods.dead > 0 ? 'replace-dead-pods' : 'replace-drained-pods';
       const detail =
         reason === 'below-min'
           ? `below SOCKET_MIN_REPLICAS=${cfg.minReplicas}`
           : reason === 'load-increase'
             ? `${input.totalConnections} connections need ${desired} pods at ${cfg.targetConnections} per pod`
-            : `${pods.dead} pod(s) without a live heartbeat; ${capacity} of ${desired} needed are live or starting`;
+            : `${outOfService(pods)}; ${capacity} of ${desired} needed are live or starting`;
       return out('scale-out', reason, desired, target, `scale out ${current} → ${target}: ${detail}`, { lowSince: undefined, window });
     }
     if (desired > current || desired > capacity) {

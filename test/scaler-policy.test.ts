@@ -7,7 +7,7 @@ const CFG: PolicyConfig = { minReplicas: 2, maxReplicas: 50, targetConnections: 
 const NOW = 10_000_000;
 
 function input(current: number, total: number, pods: Partial<PodCounts> = {}, extra: Partial<PolicyInput> = {}): PolicyInput {
-  return { now: NOW, currentReplicas: current, registry: 'ok', totalConnections: total, pods: { live: current, booting: 0, unreported: 0, dead: 0, draining: 0, ...pods }, rolloutInProgress: false, ...extra };
+  return { now: NOW, currentReplicas: current, registry: 'ok', totalConnections: total, pods: { live: current, booting: 0, unreported: 0, dead: 0, drained: 0, draining: 0, ...pods }, rolloutInProgress: false, ...extra };
 }
 
 test('desiredReplicas is clamp(ceil(total / target), min, max)', () => {
@@ -44,7 +44,6 @@ const rows: Row[] = [
   { name: 'a dead pod is not capacity: replaced', in: input(5, 4500, { live: 4, dead: 1 }), action: 'scale-out', reason: 'replace-dead-pods', replicas: 6 },
   { name: 'registry unreachable: hold, never scale to min', in: input(8, 0, {}, { registry: 'unavailable' }), action: 'hold', reason: 'registry-unavailable', replicas: 8 },
   { name: 'registry stale: hold', in: input(8, 0, {}, { registry: 'stale' }), action: 'hold', reason: 'registry-stale', replicas: 8 },
-  { name: 'most pods without heartbeat: stale view, hold', in: input(3, 100, { live: 1, dead: 2 }), action: 'hold', reason: 'registry-stale', replicas: 3 },
   { name: 'no pod heartbeats at all: hold', in: input(4, 0, { live: 0, dead: 4 }), action: 'hold', reason: 'registry-stale', replicas: 4 },
   { name: 'Ready pods, none reported yet (scaler or registry just started): hold', in: input(4, 0, { live: 0, unreported: 4 }), action: 'hold', reason: 'registry-stale', replicas: 4 },
   { name: 'only pods still starting: not a stale view, below-min still applies', in: input(1, 0, { live: 0, booting: 1 }), action: 'scale-out', reason: 'below-min', replicas: 2 },
@@ -122,6 +121,39 @@ const rows: Row[] = [
   { name: 'above a lowered max: step down without the window', in: input(60, 100_000), action: 'scale-in', reason: 'above-max', replicas: 59 },
   { name: 'stabilization 0 scales in at once', in: input(5, 1000), cfg: { scaleInStabilizationMs: 0 }, action: 'scale-in', reason: 'load-decrease', replicas: 4 },
 ];
+
+/** Small fleets must not freeze: a silent pod is replaced; only no reports at all, or most of a larger fleet silent, hold. */
+type FleetRow = { pods: number; counts: Partial<PodCounts>; connections: number; action: string; reason: string; replicas: number; says?: RegExp; never?: RegExp };
+const fleetRows: FleetRow[] = [
+  // 2 pods, the default minimum.
+  { pods: 2, counts: { live: 1, dead: 1 }, connections: 10, action: 'scale-out', reason: 'replace-dead-pods', replicas: 3, says: /1 pod\(s\) without a live heartbeat/ },
+  { pods: 2, counts: { live: 1, dead: 1 }, connections: 2500, action: 'scale-out', reason: 'load-increase', replicas: 4 },
+  { pods: 2, counts: { live: 1, drained: 1 }, connections: 10, action: 'scale-out', reason: 'replace-drained-pods', replicas: 3, says: /1 pod\(s\) drained by hand/, never: /heartbeat/ },
+  { pods: 2, counts: { live: 0, drained: 2 }, connections: 0, action: 'scale-out', reason: 'replace-drained-pods', replicas: 4, says: /2 pod\(s\) drained by hand/, never: /heartbeat/ },
+  { pods: 2, counts: { live: 0, dead: 2 }, connections: 0, action: 'hold', reason: 'registry-stale', replicas: 2, says: /none of 2 pod\(s\) has a live heartbeat/ },
+  // 3 pods: still small, a majority of silent pods is two dead pods, not a broken registry.
+  { pods: 3, counts: { live: 1, dead: 2 }, connections: 10, action: 'scale-out', reason: 'replace-dead-pods', replicas: 4, says: /2 pod\(s\) without a live heartbeat/ },
+  { pods: 3, counts: { live: 1, dead: 1, drained: 1 }, connections: 10, action: 'scale-out', reason: 'replace-dead-pods', replicas: 4, says: /1 pod\(s\) without a live heartbeat, 1 pod\(s\) drained by hand/ },
+  { pods: 3, counts: { live: 2, drained: 1 }, connections: 10, action: 'hold', reason: 'stabilizing', replicas: 3, never: /heartbeat/ },
+  { pods: 3, counts: { live: 0, dead: 3 }, connections: 0, action: 'hold', reason: 'registry-stale', replicas: 3 },
+  // 10 pods: most of them silent is the heartbeat pipeline, not the pods.
+  { pods: 10, counts: { live: 4, dead: 6 }, connections: 4000, action: 'hold', reason: 'registry-stale', replicas: 10, says: /6 of 10 pods lost their heartbeat/ },
+  { pods: 10, counts: { live: 5, dead: 5 }, connections: 9000, action: 'scale-out', reason: 'replace-dead-pods', replicas: 14 },
+  { pods: 10, counts: { live: 7, dead: 3 }, connections: 9000, action: 'scale-out', reason: 'replace-dead-pods', replicas: 12 },
+  { pods: 10, counts: { live: 4, drained: 6 }, connections: 9000, action: 'scale-out', reason: 'replace-drained-pods', replicas: 15, never: /heartbeat/ },
+];
+
+for (const row of fleetRows) {
+  const what = Object.entries(row.counts).map(([k, v]) => `${v} ${k}`).join(', ');
+  test(`policy, ${row.pods} pods (${what}), ${row.connections} connections: ${row.action} (${row.reason})`, () => {
+    const d = decide(input(row.pods, row.connections, { live: 0, ...row.counts }), CFG, initialPolicyState());
+    assert.equal(d.action, row.action, d.message);
+    assert.equal(d.reason, row.reason, d.message);
+    assert.equal(d.replicas, row.replicas, d.message);
+    if (row.says) assert.match(d.message, row.says);
+    if (row.never) assert.doesNotMatch(d.message, row.never);
+  });
+}
 
 for (const row of rows) {
   test(`policy: ${row.name}`, () => {
