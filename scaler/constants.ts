@@ -6,6 +6,8 @@ export const LEASE_DURATION_MS = 15_000;
 export const LEASE_RENEW_DEADLINE_MS = 10_000;
 /** How often a candidate tries to acquire and a leader renews. */
 export const LEASE_RETRY_PERIOD_MS = 2_000;
+/** A candidate waits the retry period times (1 + this × random) between attempts, so candidates do not collide. */
+export const LEASE_RETRY_JITTER = 0.2;
 
 /** Scale-out step: at most doubling or +4 pods per decision, whichever is more. */
 export const SCALE_OUT_MAX_FACTOR = 2;
@@ -29,6 +31,8 @@ export const KUBE_RETRY_MAX_MS = 8_000;
 export const KUBE_RETRY_ATTEMPTS = 6;
 /** Upper bound on a 429 Retry-After the scaler is willing to wait for one request. */
 export const KUBE_RETRY_AFTER_MAX_MS = 30_000;
+/** A scale patch that meets this many 409s in a row (re-reading each time) gives up until the next tick. */
+export const KUBE_SCALE_CONFLICT_RETRIES = 3;
 /** Concurrent deletion-cost patches (keeps the API server's priority-and-fairness queue short). */
 export const KUBE_PATCH_CONCURRENCY = 4;
 /** Re-list after a pod watch ends with an error, at most this often. */

@@ -77,6 +77,8 @@ export interface ProtocolContext {
   metrics: ScalerMetrics;
   /** Checked before every write: a replica that lost the Lease stops at once. */
   stillLeader: () => boolean;
+  /** The current leadership term's signal: aborts in-flight API calls, retries and waits the moment the Lease is lost. */
+  leadership: () => AbortSignal;
   now: () => number;
   victimTimeoutMs: number;
 }
@@ -86,7 +88,7 @@ export async function scaleWithLogs(ctx: ProtocolContext, from: number, to: numb
   if (!ctx.stillLeader()) return false;
   const name = ctx.workload.name;
   ctx.logger.info({ workload: name, from, to }, `Scaling Deployment ${name} from ${from} to ${to} replicas`);
-  const ok = await ctx.workload.scale(from, to);
+  const ok = await ctx.workload.scale(from, to, ctx.leadership());
   if (!ok) {
     ctx.logger.warn({ workload: name, from, to }, `Deployment ${name} no longer has ${from} replicas; skipping this decision`);
     return false;
@@ -114,7 +116,7 @@ export async function runScaleIn(ctx: ProtocolContext, pods: readonly WorkloadPo
   const result: ScaleInResult = { scaled: false, written: 0, costs, pending: undefined };
   if (!ctx.stillLeader()) return result;
   if (changed.size > 0) {
-    result.written = await ctx.workload.setDeletionCosts(changed);
+    result.written = await ctx.workload.setDeletionCosts(changed, ctx.leadership());
     ctx.metrics.deletionCostPatches.inc(result.written);
     ctx.logger.info({ written: result.written, unchanged: costs.size - changed.size, costs: Object.fromEntries(costs) }, `wrote pod-deletion-cost on ${result.written} pod(s) before scale-in`);
   }

@@ -16,7 +16,7 @@ import type { ProtocolContext } from './deletion-cost.js';
 import { eventRecorder } from './events.js';
 import type { RetryOptions } from './kube.js';
 import { alwaysLeader, type LeaderElector, type LeaseElectorOptions } from './leader.js';
-import { createScalerMetrics, type ScalerMetrics } from './metrics.js';
+import { createScalerMetrics, showTickGauges, type ScalerMetrics } from './metrics.js';
 import type { PolicyConfig, PolicyDecision } from './policy.js';
 import { createTicker } from './tick.js';
 import { victimAccounting } from './victims.js';
@@ -111,8 +111,17 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
     leader = alwaysLeader(config.podName);
     metrics.isLeader.set(1);
   }
+  showTickGauges(metrics, leader.isLeader());
 
-  const ctx: ProtocolContext = { workload, logger, metrics, stillLeader: () => leader.isLeader(), now, victimTimeoutMs: deps.victimTimeoutMs ?? VICTIM_OBSERVE_TIMEOUT_MS };
+  const ctx: ProtocolContext = {
+    workload,
+    logger,
+    metrics,
+    stillLeader: () => leader.isLeader(),
+    leadership: () => leader.signal(),
+    now,
+    victimTimeoutMs: deps.victimTimeoutMs ?? VICTIM_OBSERVE_TIMEOUT_MS,
+  };
   const event = eventRecorder(registry, logger, now);
   const victims = victimAccounting({ workload, logger, metrics, event, victimTimeoutMs: ctx.victimTimeoutMs });
   const ticker = createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier: podClassifier(deps.bootGraceMs ?? POD_BOOT_GRACE_MS), event });
@@ -123,6 +132,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
 
   leader.onChange((leading) => {
     metrics.isLeader.set(leading ? 1 : 0);
+    showTickGauges(metrics, leading);
     if (!leading) ticker.reset();
     event('info', leading ? `scaler ${leader.identity} acquired the Lease and acts` : `scaler ${leader.identity} lost the Lease and stopped acting`);
   });

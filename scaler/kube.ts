@@ -1,7 +1,9 @@
 /** Kubernetes client plumbing shared by the workload backend and the leader election: config, retries, errors. */
 import { ApiException, KubeConfig, Observable, PatchStrategy, type ConfigurationOptions, type ObservableMiddleware, type RequestContext, type ResponseContext } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { edgeError } from '../src/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jitteredBackoffMs } from '../src/backoff.js';
+import { EdgeError, edgeError } from '../src/errors.js';
 import { KUBE_RETRY_AFTER_MAX_MS, KUBE_RETRY_ATTEMPTS, KUBE_RETRY_BASE_MS, KUBE_RETRY_MAX_MS } from './constants.js';
 import type { ScalerMetrics } from './metrics.js';
 
@@ -29,9 +31,14 @@ const middleware = (pre: (req: RequestContext) => void): ObservableMiddleware =>
   post: (res: ResponseContext) => new Observable(Promise.resolve(res)),
 });
 
-/** Call options: a request timeout, and for patches the merge-patch content type (the client defaults to JSON-patch). */
-export function callOptions(opts: { mergePatch?: boolean; timeoutMs?: number } = {}): ConfigurationOptions<ObservableMiddleware> {
-  const list: ObservableMiddleware[] = [middleware((req) => req.setSignal(AbortSignal.timeout(opts.timeoutMs ?? KUBE_REQUEST_TIMEOUT_MS)))];
+/**
+ * Call options: a request timeout, aborted early by `signal` (leadership), and for patches the merge-patch
+ * content type (the client defaults to JSON-patch).
+ */
+export function callOptions(opts: { mergePatch?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}): ConfigurationOptions<ObservableMiddleware> {
+  const timeout = AbortSignal.timeout(opts.timeoutMs ?? KUBE_REQUEST_TIMEOUT_MS);
+  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout;
+  const list: ObservableMiddleware[] = [middleware((req) => req.setSignal(signal))];
   if (opts.mergePatch) list.push(middleware((req) => req.setHeaderParam('Content-Type', PatchStrategy.MergePatch)));
   return { middleware: list, middlewareMergeStrategy: 'append' };
 }
@@ -39,6 +46,7 @@ export function callOptions(opts: { mergePatch?: boolean; timeoutMs?: number } =
 /** HTTP status of a failed call (ApiException, a watch error), 0 when no answer came (network, timeout). */
 export function statusOf(err: unknown): number {
   if (err instanceof ApiException) return err.code;
+  if (err instanceof EdgeError && err.cause !== undefined) return statusOf(err.cause);
   const e = err as { code?: unknown; statusCode?: unknown } | null;
   if (e && typeof e.statusCode === 'number') return e.statusCode;
   if (e && typeof e.code === 'number' && e.code >= 100 && e.code < 600) return e.code;
@@ -52,8 +60,18 @@ export function retryAfterMs(err: unknown): number | undefined {
   if (raw === undefined) return undefined;
   const secs = Number(raw);
   if (Number.isFinite(secs) && secs >= 0) return secs * 1000;
-  const at = Date.parse(raw);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+  const at = timeMs(raw);
+  return at > 0 ? Math.max(0, at - Date.now()) : undefined;
+}
+
+/** A Kubernetes timestamp (Date from the typed client, RFC 3339 string from raw JSON) in ms, 0 when absent or unparsable. */
+export function timeMs(t: unknown): number {
+  if (t instanceof Date) return t.getTime();
+  if (typeof t === 'string') {
+    const ms = Date.parse(t);
+    return Number.isFinite(ms) ? ms : 0;
+  }
+  return 0;
 }
 
 /** The Kubernetes Status message of a failed call, for logs. */
@@ -80,7 +98,8 @@ export interface RetryOptions {
   attempts: number;
   retryAfterMaxMs: number;
   random: () => number;
-  sleep: (ms: number) => Promise<void>;
+  /** Wait `ms`; rejects with the signal's reason when it aborts first. */
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** The defaults of scaler/constants.ts. */
@@ -90,7 +109,7 @@ export const DEFAULT_RETRY: RetryOptions = {
   attempts: KUBE_RETRY_ATTEMPTS,
   retryAfterMaxMs: KUBE_RETRY_AFTER_MAX_MS,
   random: Math.random,
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: (ms, signal) => sleep(ms, undefined, signal ? { signal } : {}),
 };
 
 /** Which RBAC permission a call needs: named in logs when the API answers 403. */
@@ -125,8 +144,7 @@ export class KubeCaller {
 
   /** Backoff before attempt `attempt + 1`: full jitter over the upper half of min(max, base·2^attempt). */
   backoffMs(attempt: number): number {
-    const ceiling = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** attempt);
-    return Math.round(ceiling / 2 + (ceiling / 2) * this.retry.random());
+    return jitteredBackoffMs(attempt, this.retry.baseMs, this.retry.maxMs, this.retry.random);
   }
 
   /** Record a failed call in the metrics and, for 403, log the missing permission once. */
@@ -143,12 +161,17 @@ export class KubeCaller {
     return status;
   }
 
-  /** Call `fn`, retrying what is worth retrying. Throws the last error (403 as EDGE_ERR_KUBERNETES_FORBIDDEN). */
-  async call<T>(spec: CallSpec, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Call `fn`, retrying what is worth retrying. Throws the last error (403 as EDGE_ERR_KUBERNETES_FORBIDDEN).
+   * When `signal` aborts (leadership lost), no further attempt starts and the backoff wait ends: throws its reason.
+   */
+  async call<T>(spec: CallSpec, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     for (let attempt = 0; ; attempt++) {
+      signal?.throwIfAborted();
       try {
         return await fn();
       } catch (err) {
+        if (signal?.aborted) throw signal.reason;
         const status = this.noteFailure(spec, err);
         if (status === 403) throw edgeError('EDGE_ERR_KUBERNETES_FORBIDDEN', forbiddenMessage(spec, err), { cause: err });
         const retryable = status === 0 || status === 429 || status >= 500 || (status === 409 && spec.retryConflict !== false);
@@ -157,7 +180,7 @@ export class KubeCaller {
         const after = status === 429 || status === 503 ? retryAfterMs(err) : undefined;
         if (after !== undefined) delay = Math.max(delay, Math.min(after, this.retry.retryAfterMaxMs));
         this.logger.warn({ status, verb: spec.verb, resource: spec.resource, attempt: attempt + 1, delayMs: delay, reason: apiMessage(err) }, `Kubernetes API ${spec.verb} ${spec.resource} failed (${status || 'no answer'}); retrying in ${delay} ms`);
-        await this.retry.sleep(delay);
+        await this.retry.sleep(delay, signal);
       }
     }
   }

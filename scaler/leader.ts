@@ -7,8 +7,8 @@
  */
 import { CoordinationV1Api, KubeConfig, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { LEASE_DURATION_MS, LEASE_RENEW_DEADLINE_MS, LEASE_RETRY_PERIOD_MS } from './constants.js';
-import { KubeCaller, apiMessage, callOptions, statusOf, type CallSpec } from './kube.js';
+import { LEASE_DURATION_MS, LEASE_RENEW_DEADLINE_MS, LEASE_RETRY_JITTER, LEASE_RETRY_PERIOD_MS } from './constants.js';
+import { KubeCaller, apiMessage, callOptions, statusOf, timeMs, type CallSpec } from './kube.js';
 import type { ScalerMetrics } from './metrics.js';
 
 /** Who may act. */
@@ -17,6 +17,8 @@ export interface LeaderElector {
   readonly identity: string;
   /** True while this replica holds a Lease it renewed within the renew deadline. */
   isLeader(): boolean;
+  /** Aborted the moment this replica's leadership ends (already aborted while it stands by): API calls and waits take it. */
+  signal(): AbortSignal;
   start(): void;
   /** Stop campaigning; with `release` (default) hand the Lease back so a standby takes over at once. */
   close(opts?: { release?: boolean }): Promise<void>;
@@ -41,10 +43,25 @@ export interface LeaseElectorOptions {
 
 /** The single-process elector of the local backend: always the leader. */
 export function alwaysLeader(identity = 'local'): LeaderElector {
-  return { identity, isLeader: () => true, start() {}, async close() {}, onChange: () => () => {} };
+  const term = new AbortController();
+  return { identity, isLeader: () => true, signal: () => term.signal, start() {}, async close() {}, onChange: () => () => {} };
 }
 
-const ms = (t: unknown): number => (t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) || 0 : 0);
+/** The reason of an aborted leadership signal: callers tell it apart from API failures. */
+export class LeadershipLost extends Error {
+  override readonly name = 'LeadershipLost';
+}
+
+/** True when `err` is the abort of a leadership signal. */
+export function isLeadershipLost(err: unknown): boolean {
+  return err instanceof LeadershipLost;
+}
+
+const standby = (): AbortController => {
+  const c = new AbortController();
+  c.abort(new LeadershipLost('not the leader'));
+  return c;
+};
 
 /** The Lease elector. */
 export class LeaseElector implements LeaderElector {
@@ -55,6 +72,8 @@ export class LeaseElector implements LeaderElector {
   private readonly log: Logger;
   private readonly listeners = new Set<(leading: boolean) => void>();
   private leading = false;
+  private term = standby();
+  private deadlineTimer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
   private observed: { key: string; at: number } | undefined;
   private standbyLoggedFor: string | undefined;
@@ -93,6 +112,11 @@ export class LeaseElector implements LeaderElector {
     return this.leading;
   }
 
+  signal(): AbortSignal {
+    this.checkDeadline();
+    return this.term.signal;
+  }
+
   onChange(listener: (leading: boolean) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -108,7 +132,7 @@ export class LeaseElector implements LeaderElector {
     this.timer = setTimeout(() => {
       this.inflight = this.attempt().finally(() => {
         this.inflight = undefined;
-        const jitter = this.leading ? 1 : 1 + 0.2 * this.o.random();
+        const jitter = this.leading ? 1 : 1 + LEASE_RETRY_JITTER * this.o.random();
         this.schedule(this.o.retryPeriodMs * jitter);
       });
     }, delay);
@@ -131,8 +155,12 @@ export class LeaseElector implements LeaderElector {
 
   private gain(at: number, from: string): void {
     this.lastRenew = at;
+    // Lose on time even while a renewal hangs: nothing else may be asking isLeader() meanwhile.
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => this.checkDeadline(), Math.max(0, at + this.o.renewDeadlineMs - this.o.now()));
     if (this.leading) return;
     this.leading = true;
+    this.term = new AbortController();
     this.standbyLoggedFor = undefined;
     this.o.metrics?.isLeader.set(1);
     this.o.metrics?.leaderTransitions.inc({ event: 'acquired' });
@@ -143,6 +171,8 @@ export class LeaseElector implements LeaderElector {
   private lose(reason: string): void {
     if (!this.leading) return;
     this.leading = false;
+    clearTimeout(this.deadlineTimer);
+    this.term.abort(new LeadershipLost(`lost Lease ${this.o.name}: ${reason}`));
     this.o.metrics?.isLeader.set(0);
     this.o.metrics?.leaderTransitions.inc({ event: 'lost' });
     this.log.warn({ reason }, `lost Lease ${this.o.name} (${reason}): ${this.identity} stopped acting`);
@@ -178,7 +208,7 @@ export class LeaseElector implements LeaderElector {
 
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
-    const key = `${holder}|${ms(spec.renewTime)}|${lease.metadata?.resourceVersion ?? ''}`;
+    const key = `${holder}|${timeMs(spec.renewTime)}|${lease.metadata?.resourceVersion ?? ''}`;
     if (this.observed?.key !== key) this.observed = { key, at: now };
     const durationMs = (spec.leaseDurationSeconds ?? this.durationSeconds) * 1000;
     if (holder && holder !== this.identity && this.observed.at + durationMs > now) {
@@ -221,10 +251,12 @@ export class LeaseElector implements LeaderElector {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.deadlineTimer);
     await this.inflight;
     const wasLeading = this.leading;
     if (wasLeading) {
       this.leading = false;
+      this.term.abort(new LeadershipLost(`stepped down from Lease ${this.o.name}`));
       this.o.metrics?.isLeader.set(0);
       this.log.info(`${this.identity} steps down from Lease ${this.o.name} (shutting down)`);
       for (const l of this.listeners) l(false);

@@ -22,9 +22,10 @@ export function createScalerMetrics(registry: MetricsRegistry): ScalerMetrics {
   const r = [registry];
   return {
     registry,
-    desiredReplicas: new prom.Gauge({ name: 'rtc_scaler_desired_replicas', help: 'clamp(ceil(connections / SOCKET_TARGET_CONNECTIONS), min, max) at the last tick', registers: r }),
-    currentReplicas: new prom.Gauge({ name: 'rtc_scaler_current_replicas', help: 'spec.replicas of the socket workload at the last tick', registers: r }),
-    totalConnections: new prom.Gauge({ name: 'rtc_scaler_connections', help: 'connections over live registry entries at the last tick', registers: r }),
+    // Registered only while leading (showTickGauges): a standby's last values would double-count on dashboards.
+    desiredReplicas: new prom.Gauge({ name: 'rtc_scaler_desired_replicas', help: 'clamp(ceil(connections / SOCKET_TARGET_CONNECTIONS), min, max) at the last tick (leader only)', registers: [] }),
+    currentReplicas: new prom.Gauge({ name: 'rtc_scaler_current_replicas', help: 'spec.replicas of the socket workload at the last tick (leader only)', registers: [] }),
+    totalConnections: new prom.Gauge({ name: 'rtc_scaler_connections', help: 'connections over live registry entries at the last tick (leader only)', registers: [] }),
     isLeader: new prom.Gauge({ name: 'rtc_scaler_leader', help: '1 while this replica holds the scaler Lease and acts', registers: r }),
     decisions: new prom.Counter({ name: 'rtc_scaler_decisions_total', help: 'policy decisions by action and reason (one per tick while leading)', labelNames: ['action', 'reason'], registers: r }),
     holds: new prom.Counter({ name: 'rtc_scaler_holds_total', help: 'ticks that held the replica count because data was missing or a change was blocked', labelNames: ['reason'], registers: r }),
@@ -34,4 +35,17 @@ export function createScalerMetrics(registry: MetricsRegistry): ScalerMetrics {
     deletionCostPatches: new prom.Counter({ name: 'rtc_scaler_deletion_cost_patches_total', help: 'pod-deletion-cost annotation writes', registers: r }),
     leaderTransitions: new prom.Counter({ name: 'rtc_scaler_leader_transitions_total', help: 'Lease acquired / lost by this replica', labelNames: ['event'], registers: r }),
   };
+}
+
+/** Export the last-tick gauges (desired, current, connections) only while leading; a standby drops them and their values. */
+export function showTickGauges(m: ScalerMetrics, leading: boolean): void {
+  for (const g of [m.desiredReplicas, m.currentReplicas, m.totalConnections]) {
+    const name = (g as unknown as { name: string }).name;
+    const shown = m.registry.getSingleMetric(name) !== undefined;
+    if (leading && !shown) m.registry.registerMetric(g);
+    else if (!leading && shown) {
+      m.registry.removeSingleMetric(name);
+      g.reset();
+    }
+  }
 }

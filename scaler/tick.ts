@@ -4,6 +4,7 @@ import type { PodRecord, Registry } from '../src/registry/registry.js';
 import type { PodClassifier } from './classify.js';
 import { runScaleIn, scaleWithLogs, type ProtocolContext } from './deletion-cost.js';
 import type { RecordEvent } from './events.js';
+import { isLeadershipLost } from './leader.js';
 import type { ScalerMetrics } from './metrics.js';
 import { decide, initialPolicyState, type PolicyConfig, type PolicyDecision, type PolicyInput, type RegistryHealth } from './policy.js';
 import type { VictimAccounting } from './victims.js';
@@ -112,6 +113,10 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
       }
     } catch (err) {
       lastKey = '';
+      if (isLeadershipLost(err)) {
+        logger.warn({ action: decision.action, from: snap.replicas, to: decision.replicas }, `${decision.action} of Deployment ${workload.name} stopped: this replica lost the Lease, so it writes nothing more`);
+        return;
+      }
       logger.error({ err, action: decision.action, from: snap.replicas, to: decision.replicas }, `${decision.action} of Deployment ${workload.name} failed; retrying next interval`);
       event('info', `${decision.action} ${snap.replicas} → ${decision.replicas} failed: ${(err as Error).message}`);
     }

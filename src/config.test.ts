@@ -111,3 +111,15 @@ test('the CLI prints help and rejects unknown roles', () => {
   assert.equal(badFlag.status, 2);
   assert.match(badFlag.stderr, /Unknown option '--bogus'/);
 });
+
+test('SOCKET_MIN_REPLICAS=0 is refused with the reason (no scale-to-zero), with the other problems', () => {
+  assert.throws(
+    () => loadConfig({ SOCKET_MIN_REPLICAS: '0', SCALER_INTERVAL_MS: '1' }, 'scaler'),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.problems.length === 2 &&
+      e.problems.some((p) => p.startsWith('SOCKET_MIN_REPLICAS') && p.includes('must be at least 1') && p.includes('503 forever')) &&
+      e.problems.some((p) => p.startsWith('SCALER_INTERVAL_MS')),
+  );
+  assert.equal(loadConfig({ SOCKET_MIN_REPLICAS: '1' }, 'scaler').socketMinReplicas, 1);
+});

@@ -144,6 +144,9 @@ const cidrList: Parser<string[]> = (raw) => {
     return { error: `${(err as Error).message}; expected comma-separated CIDRs like 10.0.0.0/8,fd00::/8 (a bare address is /32 or /128)` };
   }
 };
+// No activation: with no pods there are no connections, so desired would stay 0 and /ws/assign answer 503 forever.
+const minReplicas: Parser<number> = (raw) =>
+  raw.trim() === '0' ? { error: 'must be at least 1: with 0 pods there are no connections to scale on, so nothing would ever start one and /ws/assign would answer 503 forever (scale-to-zero with activation is not supported)' } : int(1, 10_000)(raw);
 const dnsTemplate: Parser<string> = (raw) =>
   raw.includes('{podId}') && /:\d{1,5}$/.test(raw) ? raw : { error: 'expected a host template containing {podId} and ending in :<port>' };
 const idleTimeout: Parser<number> = (raw) => {
@@ -207,7 +210,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     gatewayPodCidrs: read('GATEWAY_POD_CIDRS', cidrList, () => []),
     scalerWorkload: read('SCALER_WORKLOAD', oneOf<WorkloadKind>('kubernetes', 'local')),
     socketWorkloadName: read('SOCKET_WORKLOAD_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
-    socketMinReplicas: read('SOCKET_MIN_REPLICAS', int(0, 10_000)),
+    socketMinReplicas: read('SOCKET_MIN_REPLICAS', minReplicas),
     socketMaxReplicas: read('SOCKET_MAX_REPLICAS', int(1, 10_000)),
     socketTargetConnections: read('SOCKET_TARGET_CONNECTIONS', int(1, 10_000_000)),
     socketMaxPayloadBytes: read('SOCKET_MAX_PAYLOAD_BYTES', int(16, 64 * 1024 * 1024)),

@@ -32,6 +32,13 @@ export const DEAD_AFTER_HEARTBEATS = 3;
 
 /** Default key prefix for every registry key. */
 export const DEFAULT_REDIS_PREFIX = 'rtc:';
+/** Redis: give up one connection attempt after this long (then the reconnect backoff applies). */
+export const REDIS_CONNECT_TIMEOUT_MS = 3000;
+/** Redis reconnect backoff: first ceiling and cap. */
+export const REDIS_RECONNECT_BASE_MS = 100;
+export const REDIS_RECONNECT_MAX_MS = 5000;
+/** How many recent events a registry read returns unless told. */
+export const RECENT_EVENTS_DEFAULT_LIMIT = 50;
 
 /** DNS-1123 label: lower-case alphanumerics and '-', alphanumeric at both ends, 1..63 chars. */
 export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -10,8 +10,11 @@ import { createMemoryRegistry } from '../src/registry/memory.js';
 import { createRedisRegistry } from '../src/registry/redis.js';
 import type { Registry } from '../src/registry/registry.js';
 import { start, type ScalerDeps, type ScalerHandle } from '../scaler/index.js';
+import { KUBE_PATCH_CONCURRENCY } from '../scaler/constants.js';
 import { createLeaseElector } from '../scaler/leader.js';
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api } from '@kubernetes/client-node';
+import { edgeError } from '../src/errors.js';
+import { statusOf } from '../scaler/kube.js';
 import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
 import { startRedis } from './support/redis.js';
 import { FAST, HEARTBEAT_MS, scalerTestConfig, startHeartbeats } from './support/scaler-session.js';
@@ -220,6 +223,112 @@ test('a leader that cannot renew stops acting within the renew deadline; one tha
     await env.scaler.tick();
     assert.equal(nonLeaseWrites(env.fake, 'scaler-a').length, 0);
   } finally {
+    await env.close();
+  }
+});
+
+test('a leader that loses the Lease mid scale-in (slow API) sends no write after that moment, and the new leader\'s costs stand', async () => {
+  const fake = await startFakeKubernetes({ replicas: 5 });
+  const registry = createMemoryRegistry();
+  const hb = startHeartbeats(registry, fake);
+  const logs = captureLogs();
+  const names = fake.podNames();
+  names.forEach((n, i) => hb.connections.set(n, 10 * (i + 1)));
+  await hb.beat();
+  const scaler = (id: string) => start(scalerTestConfig({ podName: id }), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig(id), admin: false, ...FAST });
+  const a = await scaler('scaler-a');
+  let b: ScalerHandle | undefined;
+  try {
+    await fake.waitFor(() => a.isLeader(), 5000, 'scaler-a to lead');
+    b = await scaler('scaler-b');
+    // scaler-a decides 5 → 4; its deletion-cost patches reach the API server and hang there.
+    const slow = fake.hold({ verb: 'patch', resource: 'pods', user: 'scaler-a' });
+    const aTick = a.tick();
+    await fake.waitFor(() => slow.count() >= Math.min(KUBE_PATCH_CONCURRENCY, names.length), 5000, "scaler-a's deletion-cost patches");
+
+    // The Lease moves to scaler-b (scaler-a was partitioned past its lease, say).
+    const api = fake.kubeConfig('intruder').makeApiClient(CoordinationV1Api);
+    const lease = await api.readNamespacedLease({ name: 'rtc-edge-scaler', namespace: 'rtc' });
+    lease.spec!.holderIdentity = 'scaler-b';
+    lease.spec!.renewTime = new Date() as never;
+    await api.replaceNamespacedLease({ name: 'rtc-edge-scaler', namespace: 'rtc', body: lease });
+    await fake.waitFor(() => logs.lines.some((l) => l.identity === 'scaler-a' && l.msg.startsWith('lost Lease')), 5000, 'scaler-a to see the Lease lost');
+    const lostAt = Date.parse(logs.lines.find((l) => l.identity === 'scaler-a' && l.msg.startsWith('lost Lease'))!.time as string);
+    await fake.waitFor(() => b!.isLeader(), 5000, 'scaler-b to lead');
+
+    // The new leader sees other loads, writes its own costs and scales in.
+    names.forEach((n, i) => hb.connections.set(n, 100 + i));
+    await hb.beat();
+    await b.tick();
+    assert.equal(fake.replicas(), 4, b.lastDecision()?.message);
+    // Only now do scaler-a's slow requests get their turn on the server.
+    slow.release();
+    await Promise.race([aTick, new Promise((_, reject) => setTimeout(() => reject(new Error("scaler-a's tick did not end")), 10_000))]);
+    await new Promise((r) => setTimeout(r, 300));
+
+    const late = fake.requests.filter((r) => r.user === 'scaler-a' && r.resource !== 'leases' && ['create', 'update', 'patch', 'delete'].includes(r.verb) && r.at > lostAt);
+    assert.deepEqual(late.map((r) => `${r.verb} ${r.path}`), [], 'no write from scaler-a after it lost the Lease');
+    const aPatches = fake.requests.filter((r) => r.user === 'scaler-a' && r.verb === 'patch' && r.resource === 'pods');
+    assert.ok(aPatches.every((r) => r.status === 409 || r.status === 404), `scaler-a's late patches were refused by their resourceVersion: ${aPatches.map((r) => r.status).join(', ')}`);
+    for (const name of fake.podNames()) assert.equal(fake.deletionCost(name), String(hb.connections.get(name)), `${name} keeps scaler-b's cost`);
+    assert.equal(fake.replicas(), 4, 'scaler-a did not scale');
+    assert.ok(logs.messages().some((m) => m.includes('stopped: this replica lost the Lease')));
+  } finally {
+    hb.stop();
+    await b?.close();
+    await a.close();
+    await registry.close();
+    await fake.close();
+  }
+});
+
+test('403 during leader election: the missing rule is logged once, and retries are not logged again with status 0', async () => {
+  const fake = await startFakeKubernetes({ replicas: 2 });
+  const logs = captureLogs();
+  fake.injectFault({ status: 403, resource: 'leases', times: 10_000 });
+  const elector = createLeaseElector({ kubeConfig: fake.kubeConfig('scaler-a'), namespace: 'rtc', name: 'rtc-edge-scaler', identity: 'scaler-a', logger: logs.logger, ...FAST.lease });
+  try {
+    elector.start();
+    await fake.waitFor(() => fake.requests.filter((r) => r.resource === 'leases').length >= 5, 5000, 'five Lease attempts');
+    const forbidden = logs.lines.filter((l) => l.msg.startsWith('Kubernetes API forbade get on leases'));
+    assert.equal(forbidden.length, 1, 'the missing rule, once');
+    // (A request cut by its own timeout on a busy machine is a fair warning; a 403 is not.)
+    const retries = logs.lines.filter((l) => /^Lease rtc-edge-scaler (acquisition|renewal) failed/.test(l.msg) && /forb/i.test(String(l.reason)));
+    assert.deepEqual(retries.map((l) => l.status), [], 'a 403 is not re-logged on every retry');
+    const wrapped = edgeError('EDGE_ERR_KUBERNETES_FORBIDDEN', 'forbidden', { cause: new ApiException(403, 'Forbidden', '{}', {}) });
+    assert.equal(statusOf(wrapped), 403, 'statusOf sees through EdgeError');
+  } finally {
+    await elector.close();
+    await fake.close();
+  }
+});
+
+test('a standby scaler exports no desired/current/connections gauges; the leader does, and drops them when it loses the Lease', async () => {
+  const env = await setup({ replicas: 2 });
+  const gauges = /^rtc_scaler_(desired_replicas|current_replicas|connections)\{/m;
+  let b: ScalerHandle | undefined;
+  try {
+    await setLoad(env, 100);
+    await env.scaler.tick();
+    assert.match(await env.scaler.metrics.registry.metrics(), gauges, 'the leader exports them');
+    b = await start(scalerTestConfig({ podName: 'scaler-b' }), { logger: env.logs.logger, registry: env.registry, kubeConfig: env.fake.kubeConfig('scaler-b'), admin: false, ...FAST });
+    await b.tick();
+    assert.equal(b.isLeader(), false);
+    assert.doesNotMatch(await b.metrics.registry.metrics(), gauges, 'the standby does not');
+    assert.equal(await scalerMetric(b, 'rtc_scaler_leader'), 0);
+
+    // The leader loses its Lease: it stops exporting at once; the new leader exports after its first tick.
+    env.fake.injectFault({ status: 500, resource: 'leases', times: 10_000, name: 'rtc-edge-scaler' });
+    await env.fake.waitFor(() => !env.scaler.isLeader(), 3000, 'scaler-a to lose the Lease');
+    assert.doesNotMatch(await env.scaler.metrics.registry.metrics(), gauges, 'a former leader drops them');
+    env.fake.clearFaults();
+    await env.fake.waitFor(() => b!.isLeader() || env.scaler.isLeader(), 5000, 'a new leader');
+    const leader = b.isLeader() ? b : env.scaler;
+    await leader.tick();
+    assert.match(await leader.metrics.registry.metrics(), gauges);
+    assert.equal(await scalerMetric(leader, 'rtc_scaler_desired_replicas'), 2);
+  } finally {
+    await b?.close();
     await env.close();
   }
 });

@@ -7,6 +7,7 @@
 import { DiscoveryV1Api, KubeConfig, makeInformer, type DiscoveryV1EndpointPort, type V1EndpointSlice } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { edgeError } from '../../src/errors.js';
+import { jitteredBackoffMs } from '../../src/backoff.js';
 import { WATCH_RETRY_MAX_MS, WATCH_RETRY_MIN_MS } from '../constants.js';
 import { isUpstream, Resolved, type Resolution, type Resolver } from './resolver.js';
 
@@ -108,8 +109,7 @@ export function createEndpointSliceResolver(opts: EndpointSliceResolverOptions):
       failing = true;
       firstDone();
       if (stopped) return;
-      const ceiling = Math.min(WATCH_RETRY_MAX_MS, WATCH_RETRY_MIN_MS * 2 ** Math.min(attempts++, 16));
-      retryTimer = setTimeout(restart, Math.round(ceiling / 2 + Math.random() * (ceiling / 2)));
+      retryTimer = setTimeout(restart, jitteredBackoffMs(attempts++, WATCH_RETRY_MIN_MS, WATCH_RETRY_MAX_MS));
       retryTimer.unref();
     });
     return inf;

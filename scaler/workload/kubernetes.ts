@@ -7,8 +7,8 @@ import { AppsV1Api, CoreV1Api, KubeConfig, Watch, type V1LabelSelector, type V1P
 import type { Logger } from 'pino';
 import type { Config } from '../../src/config.js';
 import { DELETION_COST_ANNOTATION } from '../../src/constants.js';
-import { DELETION_COST_CONFIRM_TIMEOUT_MS, KUBE_PATCH_CONCURRENCY, KUBE_WATCH_RESTART_MS } from '../constants.js';
-import { KubeCaller, apiMessage, callOptions, loadKubeConfig, statusOf, type CallSpec, type RetryOptions } from '../kube.js';
+import { DELETION_COST_CONFIRM_TIMEOUT_MS, KUBE_PATCH_CONCURRENCY, KUBE_SCALE_CONFLICT_RETRIES, KUBE_WATCH_RESTART_MS } from '../constants.js';
+import { KubeCaller, apiMessage, callOptions, loadKubeConfig, statusOf, timeMs, type CallSpec, type RetryOptions } from '../kube.js';
 import { parseDeletionCost, type PodPhase } from '../ranking.js';
 import type { Workload, WorkloadDeps, WorkloadPod, WorkloadSnapshot } from './workload.js';
 
@@ -33,15 +33,6 @@ export function labelSelectorString(sel: V1LabelSelector | undefined): string {
   return parts.join(',');
 }
 
-const toMs = (t: unknown): number => {
-  if (t instanceof Date) return t.getTime();
-  if (typeof t === 'string') {
-    const ms = Date.parse(t);
-    return Number.isFinite(ms) ? ms : 0;
-  }
-  return 0;
-};
-
 interface CachedPod {
   pod: WorkloadPod;
   rv: string;
@@ -64,10 +55,10 @@ export function toWorkloadPod(obj: V1Pod): WorkloadPod {
     assigned: Boolean(obj.spec?.nodeName),
     phase,
     ready,
-    readySince: ready ? toMs(readyCond?.lastTransitionTime) : undefined,
+    readySince: ready ? timeMs(readyCond?.lastTransitionTime) : undefined,
     deletionCost: parseDeletionCost(raw),
     restarts: Math.max(0, ...(status.containerStatuses ?? []).map((c) => c.restartCount ?? 0)),
-    createdAt: toMs(meta.creationTimestamp),
+    createdAt: timeMs(meta.creationTimestamp),
     terminating: Boolean(meta.deletionTimestamp) || phase === 'Succeeded' || phase === 'Failed',
     annotatedCost: annotatedValid ? parseDeletionCost(raw) : undefined,
     owner: owner?.name,
@@ -210,13 +201,15 @@ export class KubernetesWorkload implements Workload {
     await this.watch();
   }
 
-  /** Resolve once `check()` holds after a watch event (or at once), reject after `timeoutMs`. */
-  private waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  /** Resolve once `check()` holds after a watch event (or at once), reject after `timeoutMs` or when `signal` aborts. */
+  private waitFor(check: () => boolean, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     if (check()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const done = (err?: Error) => {
+      const done = (err?: unknown) => {
         clearTimeout(timer);
         this.waiters.delete(waiter);
+        signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve();
       };
@@ -224,8 +217,10 @@ export class KubernetesWorkload implements Workload {
         if (this.closed) done(new Error('workload closed'));
         else if (check()) done();
       };
+      const onAbort = () => done(signal!.reason);
       const timer = setTimeout(() => done(new Error(`${what} not seen on the pod watch within ${timeoutMs} ms`)), timeoutMs);
       this.waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -233,8 +228,8 @@ export class KubernetesWorkload implements Workload {
     return [...this.cache.values()].map((c) => ({ ...c.pod }));
   }
 
-  private async readScale() {
-    const scale = await this.caller.call(this.spec('get', 'deployments/scale', 'apps'), () => this.apps.readNamespacedDeploymentScale({ name: this.name, namespace: this.namespace }, callOptions()));
+  private async readScale(signal?: AbortSignal) {
+    const scale = await this.caller.call(this.spec('get', 'deployments/scale', 'apps'), () => this.apps.readNamespacedDeploymentScale({ name: this.name, namespace: this.namespace }, callOptions({ signal })), signal);
     this.scaleRV = scale.metadata?.resourceVersion;
     return scale.spec?.replicas ?? 0;
   }
@@ -244,13 +239,17 @@ export class KubernetesWorkload implements Workload {
     return { replicas, pods: this.listPods() };
   }
 
-  async setDeletionCosts(costs: ReadonlyMap<string, number>): Promise<number> {
+  async setDeletionCosts(costs: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<number> {
     const expected = new Map<string, { rv: string; value: string }>();
     await mapLimit([...costs], KUBE_PATCH_CONCURRENCY, async ([name, cost]) => {
+      signal?.throwIfAborted();
       const value = String(cost);
-      const body = { metadata: { annotations: { [DELETION_COST_ANNOTATION]: value } } };
+      // Conditional on the version last seen (re-read from the watch cache on each attempt): a write from a
+      // replica that lost the Lease and whose request arrives late fails with 409 instead of overwriting the
+      // new leader's cost.
+      const body = () => ({ metadata: { resourceVersion: this.cache.get(name)?.rv, annotations: { [DELETION_COST_ANNOTATION]: value } } });
       try {
-        const pod = await this.caller.call(this.spec('patch', 'pods', ''), () => this.core.patchNamespacedPod({ name, namespace: this.namespace, body }, callOptions({ mergePatch: true })));
+        const pod = await this.caller.call(this.spec('patch', 'pods', ''), () => this.core.patchNamespacedPod({ name, namespace: this.namespace, body: body() }, callOptions({ mergePatch: true, signal })), signal);
         expected.set(name, { rv: pod.metadata?.resourceVersion ?? '', value });
       } catch (err) {
         if (statusOf(err) === 404) return; // deleted meanwhile: nothing to rank
@@ -265,25 +264,28 @@ export class KubernetesWorkload implements Workload {
       }),
       this.confirmTimeoutMs,
       `deletion costs of ${expected.size} pod(s)`,
+      signal,
     );
     return expected.size;
   }
 
-  async scale(from: number, to: number): Promise<boolean> {
-    if (this.scaleRV === undefined && (await this.readScale()) !== from) return false;
+  async scale(from: number, to: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.scaleRV === undefined && (await this.readScale(signal)) !== from) return false;
     for (let conflicts = 0; ; conflicts++) {
       const body = { metadata: { resourceVersion: this.scaleRV }, spec: { replicas: to } };
       try {
-        const res = await this.caller.call(this.spec('patch', 'deployments/scale', 'apps', { retryConflict: false }), () =>
-          this.apps.patchNamespacedDeploymentScale({ name: this.name, namespace: this.namespace, body }, callOptions({ mergePatch: true })),
+        const res = await this.caller.call(
+          this.spec('patch', 'deployments/scale', 'apps', { retryConflict: false }),
+          () => this.apps.patchNamespacedDeploymentScale({ name: this.name, namespace: this.namespace, body }, callOptions({ mergePatch: true, signal })),
+          signal,
         );
         this.scaleRV = res.metadata?.resourceVersion;
         return true;
       } catch (err) {
         // 409: the Deployment changed since we read it. Re-read; go on only if it still has `from` replicas.
-        if (statusOf(err) !== 409 || conflicts >= 3) throw err;
+        if (statusOf(err) !== 409 || conflicts >= KUBE_SCALE_CONFLICT_RETRIES) throw err;
         this.logger.info({ from, to }, 'scale conflict (409); re-reading the scale subresource');
-        if ((await this.readScale()) !== from) return false;
+        if ((await this.readScale(signal)) !== from) return false;
       }
     }
   }

@@ -146,7 +146,8 @@ export class LocalWorkload implements Workload {
     return { replicas: this.replicas, pods: this.listPods() };
   }
 
-  async setDeletionCosts(costs: ReadonlyMap<string, number>): Promise<number> {
+  async setDeletionCosts(costs: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<number> {
+    signal?.throwIfAborted();
     let written = 0;
     for (const [name, cost] of costs) {
       const pod = this.byName.get(name);
@@ -157,7 +158,8 @@ export class LocalWorkload implements Workload {
     return written;
   }
 
-  async scale(from: number, to: number): Promise<boolean> {
+  async scale(from: number, to: number, signal?: AbortSignal): Promise<boolean> {
+    signal?.throwIfAborted();
     if (this.closed || this.replicas !== from) return false;
     this.replicas = to;
     await this.reconcile();

@@ -36,14 +36,15 @@ export interface Workload {
   listPods(): WorkloadPod[];
   /**
    * Write the deletion cost of the given pods (name → cost) and resolve once the pod watch shows every
-   * written version. Resolves to the number of writes made.
+   * written version. Resolves to the number of writes made. Each write is conditional on the pod's version
+   * as last seen, and `signal` (leadership) aborts retries and the wait: rejects with its reason.
    */
-  setDeletionCosts(costs: ReadonlyMap<string, number>): Promise<number>;
+  setDeletionCosts(costs: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<number>;
   /**
    * Set spec.replicas from `from` to `to`. Resolves false (and changes nothing) when the workload no
-   * longer has `from` replicas: someone else scaled it, so the decision is stale.
+   * longer has `from` replicas: someone else scaled it, so the decision is stale. `signal` as above.
    */
-  scale(from: number, to: number): Promise<boolean>;
+  scale(from: number, to: number, signal?: AbortSignal): Promise<boolean>;
   close(): Promise<void>;
 }
 

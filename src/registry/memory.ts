@@ -1,5 +1,6 @@
 /** In-process registry for `dev` and single-process tests: liveness by timestamps. */
 import { EventEmitter } from 'node:events';
+import { RECENT_EVENTS_DEFAULT_LIMIT } from '../constants.js';
 import { EVENT_LOG_LENGTH, isLive, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 /** Create a memory registry. `now` is injectable for tests. */
@@ -71,7 +72,7 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
       events.unshift({ ...ev });
       if (events.length > EVENT_LOG_LENGTH) events.length = EVENT_LOG_LENGTH;
     },
-    async recentEvents(limit = 50) {
+    async recentEvents(limit = RECENT_EVENTS_DEFAULT_LIMIT) {
       return events.slice(0, limit).map((e) => ({ ...e }));
     },
     status: () => state,

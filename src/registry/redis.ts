@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { DEAD_AFTER_HEARTBEATS } from '../constants.js';
+import { jitteredBackoffMs } from '../backoff.js';
+import { DEAD_AFTER_HEARTBEATS, RECENT_EVENTS_DEFAULT_LIMIT, REDIS_CONNECT_TIMEOUT_MS, REDIS_RECONNECT_BASE_MS, REDIS_RECONNECT_MAX_MS } from '../constants.js';
 import { parseRedisUrl } from './redis-url.js';
 import { EVENT_LOG_LENGTH, parseCordonMark, parsePodRecord, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
@@ -37,9 +38,8 @@ export interface RedisRegistryOptions {
 }
 
 /** Capped exponential backoff with full jitter, for reconnects. */
-export function reconnectDelay(attempt: number, maxMs = 5000): number {
-  const ceiling = Math.min(maxMs, 100 * 2 ** Math.min(attempt, 16));
-  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+export function reconnectDelay(attempt: number, maxMs = REDIS_RECONNECT_MAX_MS): number {
+  return jitteredBackoffMs(attempt, REDIS_RECONNECT_BASE_MS, maxMs);
 }
 
 function connect(url: string, extra: RedisOptions): Client {
@@ -60,7 +60,7 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   const keys = { pods: `${tag}pods`, pod: `${tag}pod:`, cordon: `${tag}cordon:`, decision: `${tag}decision`, events: `${tag}events` };
   const channel = `${prefix}changes`;
   const retryStrategy = (times: number) => reconnectDelay(times, opts.maxBackoffMs);
-  const base: RedisOptions = { retryStrategy, connectTimeout: 3000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
+  const base: RedisOptions = { retryStrategy, connectTimeout: REDIS_CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
 
   const cmd = connect(opts.url, base);
   // ioredis's autoResubscribe issues SUBSCRIBE on reconnect without handling its promise: a connection that
@@ -199,7 +199,7 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
     async pushEvent(ev: EdgeEvent) {
       await cmd.multi().lpush(keys.events, JSON.stringify(ev)).ltrim(keys.events, 0, EVENT_LOG_LENGTH - 1).exec();
     },
-    async recentEvents(limit = 50) {
+    async recentEvents(limit = RECENT_EVENTS_DEFAULT_LIMIT) {
       const raws = await cmd.lrange(keys.events, 0, limit - 1);
       const out: EdgeEvent[] = [];
       for (const r of raws) {

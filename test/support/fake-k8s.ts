@@ -71,6 +71,23 @@ export interface Fault {
   retryAfterSeconds?: number;
 }
 
+/** Which requests a hold keeps waiting (all given fields must match). */
+export interface HoldMatch {
+  verb?: string;
+  /** Resource with optional subresource, e.g. `pods` or `deployments/scale`. */
+  resource?: string;
+  /** The caller's bearer token (each test replica has its own). */
+  user?: string;
+}
+
+/** Requests held unanswered by `FakeKubernetes.hold`, as by a slow API server. */
+export interface HeldRequests {
+  /** How many matching requests arrived so far. */
+  count(): number;
+  /** Serve the held requests now (and stop holding): writes are applied even if the client gave up meanwhile, as a real server does. */
+  release(): void;
+}
+
 /** Pod start-up timing: 0/0 = created Running and Ready at once. */
 export interface Startup {
   /** Unassigned (Pending, no node) this long. */
@@ -242,6 +259,7 @@ export class FakeKubernetes {
   private readonly watchers = new Set<Watcher>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private faults: Fault[] = [];
+  private readonly holds = new Set<{ match: HoldMatch; arrived: number; queue: Array<() => void> }>();
   private deployment: Json;
   private readonly replicaSets: ReplicaSet[] = [];
   readonly labels: Record<string, string>;
@@ -512,6 +530,19 @@ export class FakeKubernetes {
     this.faults = [];
   }
 
+  /** Hold matching requests unanswered until `release()` (a slow API server). */
+  hold(match: HoldMatch): HeldRequests {
+    const h = { match, arrived: 0, queue: [] as Array<() => void> };
+    this.holds.add(h);
+    return {
+      count: () => h.arrived,
+      release: () => {
+        this.holds.delete(h);
+        for (const serve of h.queue.splice(0)) serve();
+      },
+    };
+  }
+
   /** End every open watch, as an API server does on its watch timeout. */
   closeWatches(): void {
     for (const w of this.watchers) w.res.end();
@@ -594,6 +625,18 @@ export class FakeKubernetes {
       };
       if (!route) return send(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
       const resourcePath = route.subresource ? `${route.resource}/${route.subresource}` : route.resource;
+      const held = [...this.holds].find(({ match: m }) => (!m.verb || m.verb === rec.verb) && (!m.resource || m.resource === resourcePath) && (!m.user || m.user === rec.user));
+      if (held) {
+        held.arrived++;
+        held.queue.push(() => this.answer(req, res, rec, route, resourcePath, body, send));
+        return;
+      }
+      this.answer(req, res, rec, route, resourcePath, body, send);
+    });
+  }
+
+  private answer(req: http.IncomingMessage, res: http.ServerResponse, rec: RecordedRequest, route: Route, resourcePath: string, body: Json, send: (code: number, obj: Json, headers?: Record<string, string>) => void): void {
+    {
       const fault = this.faults.find((f) => f.times > 0 && (!f.verb || f.verb === rec.verb) && (!f.resource || f.resource === resourcePath) && (!f.name || f.name === route.name));
       if (fault) {
         fault.times--;
@@ -616,7 +659,7 @@ export class FakeKubernetes {
       } catch (err) {
         send(500, status(500, 'InternalError', (err as Error).message));
       }
-    });
+    }
   }
 
   private serve(req: http.IncomingMessage, res: http.ServerResponse, rec: RecordedRequest, route: Route, body: Json, send: (code: number, obj: Json, headers?: Record<string, string>) => void): void {
