@@ -63,7 +63,7 @@ test('with the real policy: cordon at the first low tick, the same pod is the vi
   let state = initialPolicyState();
   let candidates = pods('a:900 b:600 c:700 d:800');
   const tick = (now: number, total: number, current: number) => {
-    const d = decide({ now, currentReplicas: current, registry: 'ok', totalConnections: total, pods: { live: current, booting: 0, unreported: 0, dead: 0, draining: 0 }, rolloutInProgress: false }, cfg, state);
+    const d = decide({ now, currentReplicas: current, registry: 'ok', totalConnections: total, pods: { live: current, booting: 0, unreported: 0, dead: 0, drained: 0, draining: 0 }, rolloutInProgress: false }, cfg, state);
     state = d.state;
     const plan = planCordon(d, current, candidates, cfg);
     candidates = candidates.map((c) => ({ ...c, cordoned: plan.cordoned.includes(c.name) }));
