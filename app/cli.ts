@@ -8,12 +8,16 @@ import type { RoleHandle } from '../src/role.js';
 const HELP = `Usage: rtc-edge <role> [options]
 
 Roles:
-  gateway   HTTP gateway: /ws/<podId>/connect proxying, /ws/assign, status page
+  gateway   HTTP gateway: /ws/<podId>/connect proxying, /ws/assign, /healthz, /readyz on GATEWAY_PORT;
+            status page, /api/*, /metrics on GATEWAY_ADMIN_PORT (default 9090)
   socket    uWebSockets.js socket node: /ws/connect, admin /drain /healthz /readyz /metrics
   scaler    deletion-cost aware autoscaler for the socket Deployment
-  dev       the whole stack in one process (memory registry, local workload)
+  dev       the whole stack in one process (memory registry, local workload); one port
+            serves clients and the admin routes
   status    print the pods and recent events of a running gateway
-            --url <gateway url> (default http://127.0.0.1:8080)  --watch  --interval <ms>
+            --url <gateway admin url>: GATEWAY_ADMIN_PORT of a gateway (http://<host>:9090),
+                  the one port of dev (default http://127.0.0.1:8080)
+            --watch  --interval <ms>
 
 Every setting is an environment variable; see README.md. A bad value stops start-up
 with exit code 2 and one message naming every bad variable.

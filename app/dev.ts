@@ -1,7 +1,7 @@
 /**
  * `rtc-edge dev` (what `npm start` runs): the whole stack in one process. A memory registry (Redis when REDIS_URL
  * is set), the scaler with the `local` workload (socket nodes started in-process on loopback ports), and the
- * gateway on GATEWAY_PORT. close() stops the scaler, drains every socket node (clients get `reconnect`), then
+ * gateway on GATEWAY_PORT, which in dev alone also serves the admin routes (status page, /api/*, /metrics). close() stops the scaler, drains every socket node (clients get `reconnect`), then
  * stops the gateway and the registry.
  */
 import type { Config } from '../src/config.js';
@@ -44,6 +44,8 @@ export function devBanner(url: string, config: Config, registryKind: string): st
     `  Drive load      npm run load -- --clients 500 --duration 60s --url ${url}`,
     `  Terminal view   npx rtc-edge status --url ${url} --watch`,
     '',
+    `In dev one port serves clients and the admin routes (status page, /api/*, /metrics). \`rtc-edge gateway\` serves only /ws/*, /healthz and /readyz on GATEWAY_PORT and the admin routes on GATEWAY_ADMIN_PORT (default 9090).`,
+    '',
     `Scale-in waits ${config.scaleInStabilizationMs / 1000}s (SCALE_IN_STABILIZATION_MS). Ctrl-C drains the socket nodes over ${config.drainWindowMs / 1000}s (DRAIN_WINDOW_MS), then exits.`,
     '',
   ].join('\n');
@@ -73,7 +75,7 @@ export async function start(config: Config, deps: DevDeps): Promise<DevHandle> {
     const gateway = await import('../gateway/index.js');
 
     // Gateway first: a busy GATEWAY_PORT fails start-up before any socket node starts.
-    const gw = await gateway.start(devConfig, { logger, registry, ...(deps.host ? { host: deps.host } : {}) });
+    const gw = await gateway.start(devConfig, { logger, registry, singlePort: true, ...(deps.host ? { host: deps.host } : {}) });
     stops.push({ name: 'gateway', close: () => gw.close() });
     // The scaler owns the local workload: its close() stops the loop, then drains and stops every socket node.
     // It closes before the gateway so the reconnect notices still travel through the proxied connections.

@@ -1,4 +1,12 @@
-/** `rtc-edge status --url http://… [--watch] [--interval ms]`: the status page's view as a terminal table. */
+/**
+ * `rtc-edge status --url http://… [--watch] [--interval ms]`: the status page's view as a terminal table.
+ * The URL is the gateway's admin port (GATEWAY_ADMIN_PORT) for a role gateway, the one port in `dev`.
+ */
+import { DEFAULTS } from '../src/config.js';
+import { ERRORS } from '../src/errors.js';
+
+const NOT_FOUND = ERRORS.EDGE_ERR_NOT_FOUND.status;
+const NOT_FOUND_CODE = ERRORS.EDGE_ERR_NOT_FOUND.code;
 
 /** Options of {@link runStatus}. */
 export interface StatusOptions {
@@ -117,6 +125,8 @@ async function getJson(url: string, signal: AbortSignal | undefined): Promise<un
     try {
       const b = JSON.parse(text) as { error?: string; message?: string };
       if (b.error) detail = `${b.error}${b.message ? `: ${b.message}` : ''}`;
+      // A role gateway serves /api/* on its admin port only; its client-facing port answers 404 not_found.
+      if (res.status === NOT_FOUND && b.error === NOT_FOUND_CODE) detail += ` (is this the gateway's client port? --url needs the admin port, GATEWAY_ADMIN_PORT, default ${DEFAULTS.GATEWAY_ADMIN_PORT})`;
     } catch {
       // not JSON: keep the raw start of the body
     }

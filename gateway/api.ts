@@ -1,18 +1,24 @@
-/** Plain HTTP routes: /ws/assign, /api/pods, /api/events, /healthz, /readyz, /metrics, the status page. */
+/**
+ * Plain HTTP routes: /ws/assign, /api/pods, /api/events, /healthz, /readyz, /metrics, the status page, each
+ * only on the surface that serves it (gateway/surface.ts). HEAD answers like GET and changes nothing.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CONNECT_PREFIX, CONNECT_SUFFIX } from '../src/constants.js';
 import { edgeError } from '../src/errors.js';
 import { sendError, sendJson } from '../src/http.js';
 import { METRICS_CONTENT_TYPE } from '../src/metrics.js';
-import type { PodRecord, ScalerDecision } from '../src/registry/registry.js';
+import type { PodRecord } from '../src/registry/registry.js';
 import { API_EVENTS_LIMIT } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { Answer } from './respond.js';
-import { parseTarget, type Route } from './routes.js';
+import type { Route } from './routes.js';
+import { routeOn, type Surface } from './surface.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 import { Resolved } from './resolvers/resolver.js';
 
-const READ_METHODS = new Set(['GET', 'HEAD']);
+const HEAD = 'HEAD';
+const READ_METHODS = new Set(['GET', HEAD]);
+const byPodId = (a: PodRecord, b: PodRecord) => (a.podId < b.podId ? -1 : a.podId > b.podId ? 1 : 0);
 const REGISTRY_FAILED = edgeError('EDGE_ERR_REGISTRY_UNAVAILABLE', 'the pod registry did not answer');
 
 /** The `/api/pods` item of DESIGN.md, plus `startedAt` and the deletion cost the scaler last wrote (null when none) for the status page. */
@@ -21,8 +27,8 @@ function podJson(p: PodRecord, costs: Record<string, number> | undefined) {
 }
 
 /** Handle one plain (non-upgrade) request. Never throws: failures become JSON errors. */
-export async function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const route = parseTarget(req.url);
+export async function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, surface: Surface = 'combined'): Promise<void> {
+  const route = routeOn(surface, req.url);
   const status = await dispatch(ctx, route, req, res).catch((err: unknown) => {
     ctx.logger.error({ err, url: req.url }, 'request failed');
     if (!res.headersSent) sendError(res, edgeError('EDGE_ERR_INTERNAL'));
@@ -73,21 +79,17 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
       return 200;
     case 'assign': {
       if (ctx.view.state() === 'unavailable') return fail(Resolved.REGISTRY_UNAVAILABLE);
-      const pod = ctx.assigner.pick(ctx.view.live());
+      // HEAD must not count as a handed-out assignment (that would skew the spread of real ones).
+      const pod = ctx.assigner.pick(ctx.view.live(), req.method !== HEAD);
       if (!pod) return fail(Answer.NO_PODS);
       sendJson(res, 200, { podId: pod.podId, url: `${CONNECT_PREFIX}${pod.podId}${CONNECT_SUFFIX}` });
       return 200;
     }
     case 'api_pods': {
-      let pods: PodRecord[];
-      let decision: ScalerDecision | null;
-      try {
-        let list: PodRecord[];
-        [list, decision] = await Promise.all([ctx.registry.list(), ctx.registry.getScalerDecision()]);
-        pods = list.sort((a, b) => (a.podId < b.podId ? -1 : a.podId > b.podId ? 1 : 0));
-      } catch {
-        return fail(REGISTRY_FAILED);
-      }
+      // From the gateway's cached view: a scrape loop or a busy status page never costs a registry round trip.
+      if (ctx.view.state() === 'unavailable') return fail(Resolved.REGISTRY_UNAVAILABLE);
+      const pods = ctx.view.live().sort(byPodId);
+      const decision = ctx.view.decision();
       sendJson(res, 200, {
         pods: pods.map((p) => podJson(p, decision?.deletionCosts)),
         desiredReplicas: decision ? decision.desiredReplicas : null,
@@ -96,6 +98,7 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
         currentReplicas: decision ? decision.currentReplicas : null,
         reason: decision ? decision.reason : null,
         decidedAt: decision ? decision.at : null,
+        registry: ctx.view.state(),
       });
       return 200;
     }

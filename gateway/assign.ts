@@ -22,8 +22,8 @@ export type AssignStrategy = 'spread' | 'pack';
 
 /** Picks pods for new clients. */
 export interface Assigner {
-  /** The pod to hand out (and count), or undefined when no live pod is free of draining and cordon. */
-  pick(pods: readonly PodRecord[]): PodRecord | undefined;
+  /** The pod to hand out (and count, unless `count` is false: HEAD), or undefined when no live pod is free of draining and cordon. */
+  pick(pods: readonly PodRecord[], count?: boolean): PodRecord | undefined;
   /** Current load estimate of a pod (heartbeat connections + handed out since). */
   load(pod: PodRecord): number;
 }
@@ -84,10 +84,11 @@ export function createAssigner(opts: AssignerOptions = {}): Assigner {
 
   return {
     load,
-    pick(pods) {
+    pick(pods, count = true) {
       const near = candidates(pods);
       if (near.length === 0) return undefined;
       const chosen = near[Math.floor(random() * near.length) % near.length]!;
+      if (!count) return chosen;
       const h = handed.get(chosen.podId);
       if (h && h.since === chosen.updatedAt) h.count++;
       else handed.set(chosen.podId, { since: chosen.updatedAt, count: 1 });

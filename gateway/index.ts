@@ -1,7 +1,9 @@
 /**
  * `rtc-edge gateway`: pod-pinned WebSocket routing (`/ws/<podId>/connect` → that pod's `/ws/connect`),
- * `/ws/assign`, `/api/pods`, `/api/events`, health, metrics and the status page.
+ * `/ws/assign` and the probes on GATEWAY_PORT; `/api/pods`, `/api/events`, metrics and the status page on
+ * GATEWAY_ADMIN_PORT (both on GATEWAY_PORT when `singlePort`, as `rtc-edge dev` does).
  */
+import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -20,8 +22,10 @@ import { createRegistryView, VIEW_STATE_VALUE } from './view.js';
 
 /** A running gateway. */
 export interface GatewayHandle extends RoleHandle {
-  /** Bound port (config may say 0). */
+  /** Bound client-facing port (config may say 0). */
   readonly port: number;
+  /** Bound admin port (`/metrics`, `/api/*`, the status page); equal to `port` when `singlePort`. */
+  readonly adminPort: number;
   /** Proxied connections currently open. */
   connections(): number;
   /** Graceful stop: readiness 503, stop accepting, keep proxied connections for GATEWAY_DRAIN_MS, then close them with 1001. */
@@ -36,6 +40,27 @@ export interface GatewayDeps extends RoleDeps {
   kubeConfig?: KubeConfig;
   /** For the `dns` resolver (default: dns.promises.lookup). */
   lookup?: LookupFn;
+  /** Serve the admin routes on GATEWAY_PORT too and ignore GATEWAY_ADMIN_PORT (`rtc-edge dev` only). */
+  singlePort?: boolean;
+}
+
+/** Listen on `port` (0 = any free port); resolves the bound port. */
+function listen(server: http.Server, port: number, host: string | undefined): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Stop accepting and resolve once the server closed, or after CLOSE_GRACE_MS. */
+function stopServer(server: http.Server): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return Promise.race([closed, new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
 }
 
 /** Soft RLIMIT_NOFILE of this process (Linux /proc), or undefined when unknown. */
@@ -70,32 +95,32 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   }
   const proxy = new UpgradeProxy({ upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxHeaderBytes: config.gatewayMaxHeaderBytes, metrics, logger });
   const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, draining: false };
-  const server = createGatewayServer(ctx);
+  const single = deps.singlePort === true;
+  const server = createGatewayServer(ctx, single ? 'combined' : 'client');
+  const admin = single ? undefined : createGatewayServer(ctx, 'admin');
 
   const cleanup = async () => {
     view.close();
     await resolver.close();
     if (ownsRegistry) await registry.close();
   };
+  let port: number;
+  let adminPort: number;
   try {
     await Promise.all([view.ready(), resolver.ready()]);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.gatewayPort, deps.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    port = await listen(server, config.gatewayPort, deps.host);
+    adminPort = admin ? await listen(admin, config.gatewayAdminPort, deps.host) : port;
   } catch (err) {
+    await stopServer(server);
     await cleanup();
     throw err;
   }
-  const port = (server.address() as AddressInfo).port;
-  logger.info({ port, resolver: resolver.kind, registry: registry.kind, maxConnections }, 'gateway listening');
+  logger.info({ port, adminPort, resolver: resolver.kind, registry: registry.kind, maxConnections }, 'gateway listening');
 
   let closing: Promise<void> | undefined;
   return {
     port,
+    adminPort,
     connections: () => proxy.active.size,
     close() {
       closing ??= (async () => {
@@ -108,6 +133,8 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
         await proxy.closeAll();
         server.closeAllConnections();
         await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
+        // The admin port stays up through the drain, so metrics show it; it closes last.
+        if (admin) await stopServer(admin);
         await cleanup();
         logger.info({ closedWith1001: left }, 'gateway stopped');
       })();

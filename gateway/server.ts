@@ -13,13 +13,13 @@ import { buildUpstreamRequest, requestIdOf } from './handshake.js';
 import { UpgradeProxy } from './proxy.js';
 import { Answer, rawErrorResponse, writeRawError } from './respond.js';
 import { isUpstream, type Resolution } from './resolvers/resolver.js';
-import { parseTarget } from './routes.js';
+import { routeOn, type Surface } from './surface.js';
 import type { EdgeError } from '../src/errors.js';
 
 const WEBSOCKET = 'websocket';
 
-/** Create (not listen) the gateway server. */
-export function createGatewayServer(ctx: GatewayContext): http.Server {
+/** Create (not listen) a gateway server for one surface (the client-facing port, the admin port, or both in `dev`). */
+export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'combined'): http.Server {
   const timeout = ctx.config.gatewayHandshakeTimeoutMs;
   const server = http.createServer({
     maxHeaderSize: ctx.config.gatewayMaxHeaderBytes,
@@ -32,8 +32,8 @@ export function createGatewayServer(ctx: GatewayContext): http.Server {
   // Beyond this, Node closes new sockets at once: room for 503 answers but never past the descriptor budget.
   server.maxConnections = ctx.maxConnections + FD_RESERVE / 2;
 
-  server.on('request', (req, res) => void handleRequest(ctx, req, res));
-  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(ctx, req, socket, head));
+  server.on('request', (req, res) => void handleRequest(ctx, req, res, surface));
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(ctx, req, socket, head, surface));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -73,10 +73,10 @@ function refuse(ctx: GatewayContext, socket: Socket, err: EdgeError): void {
 }
 
 /** Validate, resolve and hand an upgrade to the proxy. */
-export function onUpgrade(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+export function onUpgrade(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer, surface: Surface = 'combined'): void {
   const t0 = performance.now();
   UpgradeProxy.adopt(socket);
-  const route = parseTarget(req.url);
+  const route = routeOn(surface, req.url);
   if (route.kind !== 'connect') {
     const err = route.kind === 'invalid_pod_id' ? Answer.INVALID_POD_ID : route.kind === 'bad_query' ? Answer.BAD_QUERY : route.kind === 'not_found' ? Answer.NOT_FOUND : Answer.UPGRADE_ELSEWHERE;
     refuse(ctx, socket, err);

@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { DEAD_AFTER_HEARTBEATS } from '../src/constants.js';
-import { settledWithin, type PodRecord, type Registry, type RegistryChange } from '../src/registry/registry.js';
+import { settledWithin, type PodRecord, type Registry, type RegistryChange, type ScalerDecision } from '../src/registry/registry.js';
 
 /** `fresh`: registry reachable; `stale`: failing, last known view served; `unavailable`: 503. */
 export type ViewState = 'fresh' | 'stale' | 'unavailable';
@@ -30,6 +30,8 @@ export interface RegistryView {
   /** Every live pod (draining included). */
   live(): PodRecord[];
   state(): ViewState;
+  /** The scaler's last decision as of the last sync (null until a scaler reported, or while never read). */
+  decision(): ScalerDecision | null;
   /** First sync attempt done (success or failure); resolves at most after `firstSyncWaitMs`. */
   ready(): Promise<void>;
   close(): void;
@@ -58,6 +60,7 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
   let closed = false;
   let inflight: Promise<void> | undefined;
   let logged: ViewState | undefined;
+  let decision: ScalerDecision | null = null;
 
   const deadAfter = (p: PodRecord) => DEAD_AFTER_HEARTBEATS * p.heartbeatMs;
 
@@ -95,7 +98,14 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
     if (closed) return Promise.resolve();
     if (inflight) return inflight;
     const startedAt = now();
-    inflight = registry.list().then(
+    // Read with the list, so `/api/pods` never costs a registry round trip; a failed read keeps the last one.
+    const decided = registry.getScalerDecision().then(
+      (d) => {
+        decision = d;
+      },
+      () => undefined,
+    );
+    const listed = registry.list().then(
       (pods) => {
         const t = now();
         const seen = new Set<string>();
@@ -115,7 +125,8 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
         if (!failing) log.debug({ err }, 'registry view: list failed');
         failing = true;
       },
-    ).finally(() => {
+    );
+    inflight = Promise.all([listed, decided]).then(() => undefined).finally(() => {
       inflight = undefined;
       state();
     });
@@ -152,6 +163,7 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
       return out;
     },
     state,
+    decision: () => decision,
     ready: () => firstSync,
     close() {
       closed = true;

@@ -327,6 +327,7 @@ async function startProxy(mode: Mode, env: { redisUrl: string; socketPort: numbe
     const prof = env.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${env.profileDir}`, '--heap-prof', `--heap-prof-dir=${env.profileDir}`] : [];
     child = spawnChild(process.execPath, [...prof, '--import', 'tsx', 'app/cli.ts', 'gateway'], {
       GATEWAY_PORT: String(port),
+      GATEWAY_ADMIN_PORT: '0',
       REDIS_URL: env.redisUrl,
       GATEWAY_MAX_CONNECTIONS: '20000',
       HEARTBEAT_MS: '1000',

@@ -14,6 +14,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 /** The typed configuration every role receives. */
 export interface Config {
   gatewayPort: number;
+  gatewayAdminPort: number;
   socketPort: number;
   adminPort: number;
   podName: string;
@@ -59,6 +60,7 @@ type Parser<T> = (raw: string) => T | { error: string };
 /** One literal holds every default (pino style); `dev` overrides a few below. */
 export const DEFAULTS = {
   GATEWAY_PORT: '8080',
+  GATEWAY_ADMIN_PORT: '9090',
   SOCKET_PORT: '8080',
   ADMIN_PORT: '9090',
   POD_NAMESPACE: 'rtc',
@@ -189,6 +191,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
 
   const cfg: Config = {
     gatewayPort: read('GATEWAY_PORT', port),
+    gatewayAdminPort: read('GATEWAY_ADMIN_PORT', port),
     socketPort: read('SOCKET_PORT', port),
     adminPort: read('ADMIN_PORT', port),
     podName: read('POD_NAME', matching(DNS1123_LABEL, 'a DNS-1123 label (the pod name)'), defaultPodName),
@@ -236,6 +239,9 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
   }
   if (role === 'socket' && cfg.socketPort !== undefined && cfg.socketPort !== 0 && cfg.socketPort === cfg.adminPort) {
     problems.push(`SOCKET_PORT and ADMIN_PORT are both ${cfg.socketPort}: admin endpoints must not share the WebSocket port`);
+  }
+  if (role === 'gateway' && cfg.gatewayPort !== undefined && cfg.gatewayPort !== 0 && cfg.gatewayPort === cfg.gatewayAdminPort) {
+    problems.push(`GATEWAY_PORT and GATEWAY_ADMIN_PORT are both ${cfg.gatewayPort}: /metrics and /api/* must not share the client-facing port`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { ...cfg, ...overrides };

@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config.js';
 import { devBanner, start as startDev } from '../app/dev.js';
 import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry, createRedisRegistry } from '../src/registry/index.js';
+import { freePort } from './support/net.js';
 import { startRedis } from './support/redis.js';
 
 const WS = WebSocket;
@@ -64,6 +65,7 @@ test('the banner names the status page, the assign URL and commands that work af
   assert.match(text, /Drive load +npm run load -- --clients 500 --duration 60s --url http:\/\/127\.0\.0\.1:8080\n/);
   assert.match(text, /2-50 socket nodes, target 100 connections each\), memory registry/);
   assert.match(text, /Scale-in waits 30s .* Ctrl-C drains the socket nodes over 5s/);
+  assert.match(text, /In dev one port serves clients and the admin routes \(status page, \/api\/\*, \/metrics\)\. `rtc-edge gateway` serves only \/ws\/\*, \/healthz and \/readyz on GATEWAY_PORT and the admin routes on GATEWAY_ADMIN_PORT \(default 9090\)/);
 });
 
 test('a busy GATEWAY_PORT fails start-up with EADDRINUSE before any socket node starts', async () => {
@@ -136,8 +138,10 @@ test('with REDIS_URL the same stack runs on Redis: another process sees the pods
   }
 });
 
-test('the CLI: `rtc-edge dev` prints the banner on stderr, keeps stdout JSON, and Ctrl-C (SIGINT) exits 0', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'dev'], { env: { ...process.env, ...QUICK, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+test('the CLI: `rtc-edge dev` prints the banner on stderr, keeps stdout JSON, serves everything on one port, and Ctrl-C (SIGINT) exits 0', async () => {
+  // A free port named as GATEWAY_ADMIN_PORT: dev must not listen on it.
+  const blocked = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'dev'], { env: { ...process.env, ...QUICK, GATEWAY_ADMIN_PORT: String(blocked), LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -145,8 +149,12 @@ test('the CLI: `rtc-edge dev` prints the banner on stderr, keeps stdout JSON, an
   try {
     await until('the banner', () => stderr.includes('Ctrl-C drains'), 30_000);
     const url = /Status page +(http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr)![1]!;
+    // One port for everything in dev, whatever GATEWAY_ADMIN_PORT says (see the env above).
     const pods = (await (await fetch(`${url}/api/pods`)).json()) as { pods: unknown[] };
     assert.equal(pods.pods.length, 2);
+    assert.match(await (await fetch(`${url}/metrics`)).text(), /rtc_gateway_upgrades_total/);
+    assert.equal((await fetch(`${url}/ws/assign`)).status, 200);
+    assert.equal(await fetch(`http://127.0.0.1:${blocked}/metrics`).then((r) => r.status, () => 'refused'), 'refused', 'nothing listens on GATEWAY_ADMIN_PORT in dev');
     child.kill('SIGINT');
     const [code] = await once(child, 'exit');
     assert.equal(code, 0, stderr);

@@ -209,17 +209,17 @@ describe('gateway proxy', () => {
     const body = (await r.json()) as { podId: string; url: string };
     assert.ok(['pod-a', 'pod-refused', 'pod-hang', 'pod-503'].includes(body.podId));
     assert.equal(body.url, `/ws/${body.podId}/connect`);
-    const pods = (await (await fetch(`${gw.base}/api/pods`)).json()) as { pods: { podId: string }[]; desiredReplicas: number | null; totalConnections: number };
+    const pods = (await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: { podId: string }[]; desiredReplicas: number | null; totalConnections: number };
     assert.equal(pods.pods.length, 5);
     for (const k of ['podId', 'ip', 'port', 'connections', 'draining', 'updatedAt']) assert.ok(k in pods.pods[0]!, `missing ${k}`);
     assert.equal(pods.desiredReplicas, null);
     await gw.registry.setScalerDecision({ desiredReplicas: 3, currentReplicas: 2, reason: 'test', at: Date.now() });
     await gw.registry.pushEvent({ at: Date.now(), kind: 'scale-out', message: 'Scaling Deployment socket from 2 to 3 replicas' });
-    const again = (await (await fetch(`${gw.base}/api/pods`)).json()) as { desiredReplicas: number };
-    assert.equal(again.desiredReplicas, 3);
-    const ev = (await (await fetch(`${gw.base}/api/events`)).json()) as { events: { kind: string }[] };
+    // /api/pods answers from the gateway's view, which reads the decision with its periodic sync (HEARTBEAT_MS).
+    await waitFor(async () => ((await (await fetch(`${gw.admin}/api/pods`)).json()) as { desiredReplicas: number }).desiredReplicas === 3, 3 * gw.config.heartbeatMs);
+    const ev = (await (await fetch(`${gw.admin}/api/events`)).json()) as { events: { kind: string }[] };
     assert.equal(ev.events[0]!.kind, 'scale-out');
-    const page = await fetch(`${gw.base}/`);
+    const page = await fetch(`${gw.admin}/`);
     assert.match(page.headers.get('content-type') ?? '', /text\/html/);
     assert.match(await page.text(), /<html/i);
     assert.equal((await fetch(`${gw.base}/healthz`)).status, 200);
@@ -227,7 +227,7 @@ describe('gateway proxy', () => {
   });
 
   test('metrics: upgrades by code, active connections, handshake histogram, bytes each way', async () => {
-    const text = await (await fetch(`${gw.base}/metrics`)).text();
+    const text = await (await fetch(`${gw.admin}/metrics`)).text();
     assert.match(text, /rtc_gateway_upgrades_total\{code="101"[^}]*\} [1-9]/);
     assert.match(text, /rtc_gateway_upgrades_total\{code="404"[^}]*\} [1-9]/);
     assert.match(text, /rtc_gateway_upgrades_total\{code="502"[^}]*\} [1-9]/);

@@ -36,7 +36,7 @@ test('registry outage: the last known view is served for GATEWAY_REGISTRY_STALE_
     const assign = await fetch(`${gw.base}/ws/assign`);
     assert.equal(assign.status, 503);
     assert.equal(((await assign.json()) as { error: string }).error, 'registry_unavailable');
-    const m = await (await fetch(`${gw.base}/metrics`)).text();
+    const m = await (await fetch(`${gw.admin}/metrics`)).text();
     assert.match(m, /rtc_gateway_registry_state\{[^}]*\} 2/);
     await redis.start();
     await waitFor(async () => (await statusOf(gw, 'p')).status === 101, 10_000, 100);

@@ -37,7 +37,7 @@ describe('helm test script ws-check.mjs', () => {
   let socket: Awaited<ReturnType<typeof startSocket>>;
 
   before(async () => {
-    const env = { POD_NAME: 'socket-7d9f8b6c5-abc12', POD_IP: '127.0.0.1', SOCKET_PORT: '0', ADMIN_PORT: '0', GATEWAY_PORT: '0', LOG_LEVEL: 'silent' };
+    const env = { POD_NAME: 'socket-7d9f8b6c5-abc12', POD_IP: '127.0.0.1', SOCKET_PORT: '0', ADMIN_PORT: '0', GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', LOG_LEVEL: 'silent' };
     socket = await startSocket(loadConfig(env, 'socket'), { logger, registry, host: '127.0.0.1' });
     gateway = await startGateway(loadConfig({ ...env, POD_NAME: 'gateway-1' }, 'gateway'), { logger, registry, host: '127.0.0.1' });
   });
@@ -60,7 +60,7 @@ describe('helm test script ws-check.mjs', () => {
 
   test('fails (exit 1, names the cause) when the gateway has no socket pods', async () => {
     const empty = createMemoryRegistry();
-    const gw = await startGateway(loadConfig({ POD_NAME: 'gateway-2', POD_IP: '127.0.0.1', GATEWAY_PORT: '0' }, 'gateway'), { logger, registry: empty, host: '127.0.0.1' });
+    const gw = await startGateway(loadConfig({ POD_NAME: 'gateway-2', POD_IP: '127.0.0.1', GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0' }, 'gateway'), { logger, registry: empty, host: '127.0.0.1' });
     try {
       const r = await runCheck(`http://127.0.0.1:${gw.port}`, 3);
       assert.equal(r.code, 1, r.out);

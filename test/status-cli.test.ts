@@ -15,10 +15,11 @@ import { start as startGateway } from '../gateway/index.js';
 
 const HEARTBEAT_MS = 60_000; // records stay live for the whole test without re-beating
 
+/** A role gateway (two ports); `url` is its admin port, the one `rtc-edge status` reads. */
 async function gatewayWith(registry: Registry) {
-  const config = loadConfig({ GATEWAY_PORT: '0', HEARTBEAT_MS: String(HEARTBEAT_MS), LOG_LEVEL: 'silent' }, 'gateway');
+  const config = loadConfig({ GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', HEARTBEAT_MS: String(HEARTBEAT_MS), LOG_LEVEL: 'silent' }, 'gateway');
   const gw = await startGateway(config, { logger: createLogger('silent'), registry, host: '127.0.0.1' });
-  return { gw, url: `http://127.0.0.1:${gw.port}` };
+  return { gw, url: `http://127.0.0.1:${gw.adminPort}`, clientUrl: `http://127.0.0.1:${gw.port}` };
 }
 
 async function seed(registry: Registry, t: number): Promise<void> {
@@ -41,9 +42,10 @@ function capture(): { stream: PassThrough; text: () => string } {
 
 test('status prints the pods (busiest first, address, state, deletion cost, age), replicas and the last events', async () => {
   const registry = createMemoryRegistry();
+  // Seeded first: the scaler decision reaches /api/pods with the gateway view's sync (every HEARTBEAT_MS).
+  await seed(registry, Date.now());
   const { gw, url } = await gatewayWith(registry);
   try {
-    await seed(registry, Date.now());
     const out = capture();
     const err = capture();
     const code = await runStatus({ url, watch: false, intervalMs: 1000, out: out.stream, err: err.stream });
@@ -97,6 +99,19 @@ test('status with an empty registry says so; an unreachable gateway exits 1, a b
   assert.equal(await runStatus({ url: 'ftp://x', watch: false, intervalMs: 1000, out: out.stream, err: err.stream }), 2);
   assert.equal(await runStatus({ url, watch: true, intervalMs: 5, out: out.stream, err: err.stream }), 2);
   assert.match(err.text(), /--interval must be/);
+});
+
+test("status pointed at a gateway's client-facing port says to use the admin port", async () => {
+  const registry = createMemoryRegistry();
+  const { gw, clientUrl } = await gatewayWith(registry);
+  const err = capture();
+  try {
+    assert.equal(await runStatus({ url: clientUrl, watch: false, intervalMs: 1000, out: new PassThrough(), err: err.stream }), 1);
+    assert.match(err.text(), /answered 404 not_found: .*client port\? --url needs the admin port, GATEWAY_ADMIN_PORT, default 9090/);
+  } finally {
+    await gw.close();
+    await registry.close();
+  }
 });
 
 test('status against something that is not a gateway names the problem', async () => {

@@ -107,10 +107,13 @@ test('gateway + two socket processes on Redis: assign, pinned routing, drain and
   const socketEnv = { SOCKET_PORT: '0', ADMIN_PORT: '0', DRAIN_WINDOW_MS: '600', DRAIN_TIMEOUT_MS: '5000' };
   const a = await role('socket', 'socket node listening', { ...socketEnv, POD_NAME: 'socket-topo-a' });
   const b = await role('socket', 'socket node listening', { ...socketEnv, POD_NAME: 'socket-topo-b' });
-  const gw = await role('gateway', 'gateway listening', { GATEWAY_PORT: '0', GATEWAY_DRAIN_MS: '300' });
+  const gw = await role('gateway', 'gateway listening', { GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', GATEWAY_DRAIN_MS: '300' });
   const http = `http://127.0.0.1:${gw.log.port as number}`;
   const ws = `ws://127.0.0.1:${gw.log.port as number}`;
-  const pods = async () => ((await (await fetch(`${http}/api/pods`)).json()) as { pods: { podId: string; draining: boolean; connections: number }[] }).pods;
+  const admin = `http://127.0.0.1:${gw.log.adminPort as number}`;
+  assert.notEqual(gw.log.adminPort, gw.log.port, 'a role gateway serves its admin routes on their own port');
+  assert.equal((await fetch(`${http}/api/pods`)).status, 404, 'the client-facing port does not serve /api/pods');
+  const pods = async () => ((await (await fetch(`${admin}/api/pods`)).json()) as { pods: { podId: string; draining: boolean; connections: number }[] }).pods;
   await until(async () => ((await pods()).length === 2 ? true : undefined), 'both pods visible to the gateway');
 
   // New clients: assign, then connect to the pinned URL; each lands on the pod it was given.

@@ -175,9 +175,9 @@ export function pod(podId: string, port: number, extra: Partial<PodRecord> = {})
   return { podId, ip: '127.0.0.1', port, connections: 0, draining: false, startedAt: now, updatedAt: now, heartbeatMs: 60_000, ...extra };
 }
 
-/** Gateway config for tests: port 0, loopback, plus `env`. */
+/** Gateway config for tests: ports 0, loopback, plus `env`. */
 export function gatewayConfig(env: Record<string, string> = {}, overrides: Partial<Config> = {}): Config {
-  return loadConfig({ GATEWAY_PORT: '0', POD_IP: '127.0.0.1', POD_NAME: 'gateway-test', ...env }, 'gateway', overrides);
+  return loadConfig({ GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', POD_IP: '127.0.0.1', POD_NAME: 'gateway-test', ...env }, 'gateway', overrides);
 }
 
 /** A started gateway with its registry and captured logs. */
@@ -186,7 +186,10 @@ export interface TestGateway {
   registry: Registry;
   lines: Record<string, unknown>[];
   config: Config;
+  /** `http://127.0.0.1:<port>`: the client-facing port. */
   base: string;
+  /** `http://127.0.0.1:<adminPort>`: /metrics, /api/*, the status page. */
+  admin: string;
   ws(podId: string, query?: string): string;
 }
 
@@ -197,7 +200,7 @@ export async function startGateway(env: Record<string, string> = {}, deps: Parti
   const registry = deps.registry ?? createMemoryRegistry();
   const gateway = await start(config, { logger, host: '127.0.0.1', ...deps, registry });
   const base = `http://127.0.0.1:${gateway.port}`;
-  return { gateway, registry, lines, config, base, ws: (podId, query) => `ws://127.0.0.1:${gateway.port}/ws/${podId}/connect${query ? `?${query}` : ''}` };
+  return { gateway, registry, lines, config, base, admin: `http://127.0.0.1:${gateway.adminPort}`, ws: (podId, query) => `ws://127.0.0.1:${gateway.port}/ws/${podId}/connect${query ? `?${query}` : ''}` };
 }
 
 /** A raw HTTP exchange: send `request` bytes, collect everything until the server closes (or `ms`). */

@@ -1,0 +1,201 @@
+/**
+ * The gateway's two surfaces: clients reach only /ws/*, /healthz and /readyz on GATEWAY_PORT; /metrics, /api/*
+ * and the status page live on GATEWAY_ADMIN_PORT. /api/pods answers from the cached view (counted on a real
+ * Redis with INFO commandstats), and HEAD changes nothing.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { createRedisRegistry } from '../src/registry/index.js';
+import { settledWithin } from '../src/registry/registry.js';
+import { freePort } from './support/net.js';
+import { startRedis, type RedisServer } from './support/redis.js';
+import { pod, rawExchange, startGateway, startWsUpstream, upgradeRequest, upgradeStatus, type TestGateway, type WsUpstream } from './support/upstream.js';
+
+/** Status and JSON error code (if any) of one request. */
+async function ask(base: string, path: string, method = 'GET'): Promise<{ status: number; error?: string }> {
+  const res = await fetch(`${base}${path}`, { method });
+  const text = await res.text();
+  let error: string | undefined;
+  try {
+    error = (JSON.parse(text) as { error?: string }).error;
+  } catch {
+    /* not JSON: metrics text, the status page, or HEAD */
+  }
+  return { status: res.status, ...(error ? { error } : {}) };
+}
+
+describe('client-facing and admin ports', () => {
+  let up: WsUpstream;
+  let gw: TestGateway;
+
+  before(async () => {
+    up = await startWsUpstream();
+    gw = await startGateway();
+    await gw.registry.heartbeat(pod('pod-a', up.port));
+  });
+  after(async () => {
+    await gw.gateway.close();
+    await up.close();
+  });
+
+  test('a role gateway listens on two different ports', () => {
+    assert.ok(gw.gateway.adminPort > 0);
+    assert.notEqual(gw.gateway.adminPort, gw.gateway.port);
+  });
+
+  test('the client-facing port serves /ws/assign, connect routes and the probes; everything else is 404 not_found', async () => {
+    assert.equal((await ask(gw.base, '/ws/assign')).status, 200);
+    assert.equal((await ask(gw.base, '/healthz')).status, 200);
+    assert.equal((await ask(gw.base, '/readyz')).status, 200);
+    assert.equal((await ask(gw.base, '/ws/pod-a/connect')).error, 'upgrade_required');
+    assert.equal((await ask(gw.base, '/ws/Pod_A/connect')).error, 'invalid_pod_id');
+    for (const path of ['/', '/metrics', '/api/pods', '/api/events', '/api/pods?x=1', '/index.html']) {
+      for (const method of ['GET', 'POST']) {
+        const r = await ask(gw.base, path, method);
+        assert.equal(r.status, 404, `${method} ${path}`);
+        assert.equal(r.error, 'not_found', `${method} ${path}`);
+      }
+      assert.equal((await ask(gw.base, path, 'HEAD')).status, 404, `HEAD ${path}`);
+    }
+  });
+
+  test('the admin port serves /metrics, /api/*, the status page and the probes, and no /ws/* route', async () => {
+    const metrics = await fetch(`${gw.admin}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /rtc_gateway_upgrades_total/);
+    const pods = (await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: { podId: string }[]; registry: string };
+    assert.deepEqual(pods.pods.map((p) => p.podId), ['pod-a']);
+    assert.equal(pods.registry, 'fresh');
+    assert.equal((await ask(gw.admin, '/api/events')).status, 200);
+    const page = await fetch(`${gw.admin}/`);
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+    assert.equal((await ask(gw.admin, '/healthz')).status, 200);
+    assert.equal((await ask(gw.admin, '/readyz')).status, 200);
+    for (const path of ['/ws/assign', '/ws/pod-a/connect', '/ws/Pod_A/connect']) assert.deepEqual([path, (await ask(gw.admin, path)).error], [path, 'not_found']);
+  });
+
+  test('an upgrade on the admin port is 404 not_found and never reaches a pod', async () => {
+    const seen = up.seen.length;
+    const r = await rawExchange(gw.gateway.adminPort, upgradeRequest('/ws/pod-a/connect'));
+    assert.equal(r.status, 404, r.text);
+    assert.equal((JSON.parse(r.body) as { error: string }).error, 'not_found');
+    assert.equal(up.seen.length, seen, 'the pod saw a handshake from the admin port');
+    // The same request on the client port is proxied (the pod is real and live).
+    assert.equal((await upgradeStatus(gw.gateway.port, upgradeRequest('/ws/pod-a/connect'))).status, 101);
+    assert.equal(up.seen.length, seen + 1);
+  });
+});
+
+describe('HEAD has no side effects', () => {
+  let up: WsUpstream;
+  let gw: TestGateway;
+
+  before(async () => {
+    up = await startWsUpstream();
+    gw = await startGateway();
+    // pod-idle is the only near-least-loaded pod: every GET goes there until 5 assignments were counted on it.
+    await gw.registry.heartbeat(pod('pod-idle', up.port, { connections: 0 }));
+    await gw.registry.heartbeat(pod('pod-busy', up.port, { connections: 5 }));
+  });
+  after(async () => {
+    await gw.gateway.close();
+    await up.close();
+  });
+
+  test('HEAD /ws/assign answers like GET but does not count a handed-out assignment', async () => {
+    for (let i = 0; i < 50; i++) {
+      const r = await fetch(`${gw.base}/ws/assign`, { method: 'HEAD' });
+      assert.equal(r.status, 200);
+      assert.equal(await r.text(), '');
+    }
+    // Had the 50 HEADs been counted, pod-idle would look like 50 connections and pod-busy would be chosen.
+    const got = (await (await fetch(`${gw.base}/ws/assign`)).json()) as { podId: string };
+    assert.equal(got.podId, 'pod-idle');
+    // GETs are counted: after enough of them the spread moves on to pod-busy.
+    const ids = new Set<string>();
+    for (let i = 0; i < 12; i++) ids.add(((await (await fetch(`${gw.base}/ws/assign`)).json()) as { podId: string }).podId);
+    assert.ok(ids.has('pod-busy'), 'GET assignments were not counted');
+  });
+
+  test('HEAD on every other route: the GET status, no body, and nothing proxied', async () => {
+    const seen = up.seen.length;
+    const routes: [string, string][] = [[gw.base, '/healthz'], [gw.base, '/readyz'], [gw.base, '/ws/pod-idle/connect'], [gw.base, '/nope'], [gw.admin, '/metrics'], [gw.admin, '/api/pods'], [gw.admin, '/api/events'], [gw.admin, '/']];
+    for (const [base, path] of routes) {
+      const head = await fetch(`${base}${path}`, { method: 'HEAD' });
+      const get = await fetch(`${base}${path}`);
+      await get.arrayBuffer();
+      assert.equal(head.status, get.status, `HEAD ${path}`);
+      assert.equal(await head.text(), '', `HEAD ${path} has a body`);
+    }
+    // HEAD with upgrade headers on a connect route is refused before any pod is dialled.
+    const r = await rawExchange(gw.gateway.port, upgradeRequest('/ws/pod-idle/connect').replace(/^GET/, 'HEAD'));
+    assert.equal(r.status, 405);
+    assert.equal(up.seen.length, seen, 'a HEAD reached the pod');
+  });
+});
+
+describe('/api/pods reads the cached view', () => {
+  let redis: RedisServer;
+  let probe: Redis;
+  let gw: TestGateway;
+
+  before(async () => {
+    redis = await startRedis();
+    probe = new Redis(redis.url, { lazyConnect: false });
+    const writer = createRedisRegistry({ url: redis.url, prefix: 'surface:' });
+    await settledWithin(writer, 5000);
+    for (let i = 0; i < 5; i++) await writer.heartbeat(pod(`pod-${i}`, 10_000 + i, { connections: i }));
+    await writer.setScalerDecision({ desiredReplicas: 5, currentReplicas: 5, reason: 'test', at: Date.now() });
+    await writer.close();
+    // A long heartbeat: the view's periodic sync does not fall inside the measurement.
+    gw = await startGateway({ HEARTBEAT_MS: '60000' }, { registry: createRedisRegistry({ url: redis.url, prefix: 'surface:' }) });
+  });
+  after(async () => {
+    await gw.gateway.close();
+    await gw.registry.close();
+    probe.disconnect();
+    await redis.stop();
+  });
+
+  /** Every command Redis executed so far, except the INFO calls of this probe. */
+  async function commandsExecuted(): Promise<number> {
+    const info = await probe.info('commandstats');
+    let n = 0;
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') n += Number(m[2]);
+    return n;
+  }
+
+  test('300 requests cost no Redis command, and the answer holds the pods and the decision', async () => {
+    const first = (await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: { podId: string }[]; desiredReplicas: number; totalConnections: number };
+    assert.deepEqual(first.pods.map((p) => p.podId), ['pod-0', 'pod-1', 'pod-2', 'pod-3', 'pod-4']);
+    assert.equal(first.desiredReplicas, 5);
+    assert.equal(first.totalConnections, 10);
+    const before = await commandsExecuted();
+    const batch = async () => {
+      for (let i = 0; i < 30; i++) assert.equal((await fetch(`${gw.admin}/api/pods`)).status, 200);
+    };
+    await Promise.all(Array.from({ length: 10 }, batch));
+    const spent = (await commandsExecuted()) - before;
+    assert.equal(spent, 0, `${spent} Redis commands for 300 /api/pods requests`);
+  });
+});
+
+test('a busy GATEWAY_ADMIN_PORT fails start-up and releases the client-facing port', async () => {
+  const blocker = http.createServer().listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  const busy = (blocker.address() as AddressInfo).port;
+  const port = await freePort();
+  try {
+    await assert.rejects(startGateway({ GATEWAY_PORT: String(port), GATEWAY_ADMIN_PORT: String(busy) }), /EADDRINUSE/);
+    // The client-facing port was bound first; it must be free again.
+    const again = http.createServer().listen(port, '127.0.0.1');
+    await once(again, 'listening');
+    again.close();
+  } finally {
+    blocker.close();
+  }
+});
