@@ -126,6 +126,17 @@ const one = (objs: Obj[], kind: string, comp: string): Obj => {
   assert.equal(found.length, 1, `expected one ${kind} of component ${comp}, found ${found.length}`);
   return found[0]!;
 };
+/** The gateway's two Services: the client-facing one (port `http`) and the admin one (port `admin`). */
+const gatewayServices = (objs: Obj[]): { client: Obj; admin: Obj } => {
+  const svcs = find(objs, 'Service', 'gateway');
+  assert.equal(svcs.length, 2, `expected the gateway's client and admin Services, found ${svcs.length}`);
+  const byPort = (name: string) => svcs.filter((s) => (s.spec.ports as any[]).some((p) => p.name === name));
+  const [client, admin] = [byPort('http'), byPort('admin')];
+  assert.equal(client.length, 1);
+  assert.equal(admin.length, 1);
+  assert.notEqual(client[0], admin[0], 'one Service exposes both ports');
+  return { client: client[0]!, admin: admin[0]! };
+};
 const matches = (selector: Record<string, string>, labels: Record<string, string> | undefined) =>
   Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 const podTemplate = (d: Obj) => d.spec.template as { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: any };
@@ -520,8 +531,15 @@ describe('helm chart helm/rtc-edge', () => {
       assert.ok(dep.spec.replicas >= 2);
       assert.equal(c.readinessProbe.httpGet.path, '/readyz');
       assert.equal(c.livenessProbe.httpGet.path, '/healthz');
-      const svc = one(objs, 'Service', 'gateway');
+      const { client: svc, admin } = gatewayServices(objs);
       assert.ok(matches(svc.spec.selector, podTemplate(dep).metadata.labels));
+      // Only /ws/* faces clients: the admin port is on its own ClusterIP Service whatever the client Service type.
+      assert.deepEqual((svc.spec.ports as any[]).map((p) => p.targetPort), ['http'], `${name}: the client Service exposes only the client port`);
+      assert.equal(admin.spec.type, 'ClusterIP', `${name}: admin Service type`);
+      assert.deepEqual((admin.spec.ports as any[]).map((p) => [p.targetPort, p.nodePort]), [['admin', undefined]]);
+      assert.ok(matches(admin.spec.selector, podTemplate(dep).metadata.labels));
+      assert.equal(portOf(c, 'admin'), Number(cm.data.GATEWAY_ADMIN_PORT));
+      assert.notEqual(portOf(c, 'admin'), portOf(c, 'http'));
       assert.equal(one(objs, 'PodDisruptionBudget', 'gateway').spec.minAvailable, 1);
       const grace = podTemplate(dep).spec.terminationGracePeriodSeconds;
       assert.ok(grace >= Number(cm.data.GATEWAY_DRAIN_MS) / 1000, `${name}: gateway grace ${grace} < GATEWAY_DRAIN_MS`);
@@ -543,10 +561,10 @@ describe('helm chart helm/rtc-edge', () => {
       }
     }
     assert.ok(sawApi, 'a ci variant covers GATEWAY_RESOLVER=endpointslices');
-    const svcType = (v: string) => one(rendered.get(v)!, 'Service', 'gateway').spec.type;
+    const svcType = (v: string) => gatewayServices(rendered.get(v)!).client.spec.type;
     assert.equal(svcType('default values'), 'ClusterIP');
     assert.equal(svcType('ci/existing-secret-values.yaml'), 'LoadBalancer');
-    assert.equal(one(rendered.get('ci/existing-secret-values.yaml')!, 'Service', 'gateway').spec.externalTrafficPolicy, 'Local');
+    assert.equal(gatewayServices(rendered.get('ci/existing-secret-values.yaml')!).client.spec.externalTrafficPolicy, 'Local');
   });
 
   test('ingress variant: WebSocket-friendly timeouts, routes to the gateway Service', () => {
@@ -557,9 +575,12 @@ describe('helm chart helm/rtc-edge', () => {
     assert.equal(ing.metadata.annotations?.['nginx.ingress.kubernetes.io/proxy-send-timeout'], '3600');
     assert.equal(ing.spec.ingressClassName, 'nginx');
     assert.deepEqual(ing.spec.tls, [{ secretName: 'rtc-example-com-tls', hosts: ['rtc.example.com'] }]);
+    // Only /ws/ is routed, to the client-facing port.
+    assert.deepEqual(ing.spec.rules[0].http.paths.map((p: any) => [p.path, p.pathType]), [['/ws/', 'Prefix']]);
     const backend = ing.spec.rules[0].http.paths[0].backend.service;
-    const svc = one(objs, 'Service', 'gateway');
+    const svc = gatewayServices(objs).client;
     assert.equal(backend.name, svc.metadata.name);
+    assert.equal(backend.port.name, 'http');
     assert.ok((svc.spec.ports as any[]).some((p) => p.name === backend.port.name));
   });
 
@@ -588,7 +609,7 @@ describe('helm chart helm/rtc-edge', () => {
     assert.deepEqual(ref, { name: 'rtc-edge-redis', key: 'url' });
   });
 
-  test('NetworkPolicies: ws port only from gateway pods, admin port only from scaler pods / node CIDRs / extra peers, Redis only from our pods', () => {
+  test('NetworkPolicies: ws port only from gateway pods, admin port only from scaler pods / node CIDRs / extra peers, gateway admin port only from extra peers, Redis only from our pods', () => {
     for (const [name, objs] of rendered) {
       const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
       if (name === 'ci/existing-secret-values.yaml') {
@@ -622,6 +643,20 @@ describe('helm chart helm/rtc-edge', () => {
       } else {
         assert.equal(adminPeers.length, 1);
       }
+      // Gateway pods: the client port from anywhere, the admin port only from networkPolicy.adminExtraFrom.
+      const gwDep = one(objs, 'Deployment', 'gateway');
+      const gwPol = policies.filter((p) => matches(p.spec.podSelector.matchLabels, podTemplate(gwDep).metadata.labels));
+      assert.equal(gwPol.length, 1, `${name}: one policy selects the gateway pods`);
+      const gc = container(gwDep, 'gateway');
+      const gwRules = gwPol[0]!.spec.ingress.map((r: any) => ({ ports: r.ports.map((p: any) => portOf(gc, p.port)), from: r.from }));
+      assert.deepEqual(gwRules.filter((r: any) => r.ports.includes(portOf(gc, 'http'))), [{ ports: [portOf(gc, 'http')], from: undefined }], `${name}: client port open to all`);
+      const gwAdmin = gwRules.filter((r: any) => r.ports.includes(portOf(gc, 'admin')));
+      if (name === 'ci/external-redis-values.yaml') {
+        assert.equal(gwAdmin.length, 1);
+        assert.deepEqual(gwAdmin[0].from.map((p: any) => Object.keys(p).sort()), [['namespaceSelector', 'podSelector']], 'only the Prometheus peer');
+      } else {
+        assert.equal(gwAdmin.length, 0, `${name}: the gateway admin port is open to no peer without adminExtraFrom`);
+      }
       const redisPol = policies.filter((p) => component(p) === 'redis');
       if (find(objs, 'Deployment', 'redis').length === 0) {
         assert.equal(redisPol.length, 0);
@@ -645,7 +680,7 @@ describe('helm chart helm/rtc-edge', () => {
     assert.equal(pod.spec.restartPolicy, 'Never');
     const c = pod.spec.containers[0];
     assert.equal(c.image, container(one(objs, 'Deployment', 'gateway'), 'gateway').image);
-    const svc = one(objs, 'Service', 'gateway');
+    const svc = gatewayServices(objs).client;
     assert.equal(c.env.find((e: any) => e.name === 'GATEWAY_URL').value, `http://${svc.metadata.name}:${svc.spec.ports[0].port}`);
     const script = fs.readFileSync(path.join(CHART, 'files/ws-check.mjs'), 'utf8');
     assert.deepEqual(c.command, ['node', '--input-type=module', '-e', script]);
@@ -668,6 +703,7 @@ describe('helm chart helm/rtc-edge', () => {
       [['redis.enabled=false'], /needs redis.url/],
       [['redis.url=redis://elsewhere:6379'], /set redis.enabled=false/],
       [['socket.adminPort=8080'], /must differ/],
+      [['gateway.adminPort=8080'], /gateway.port and gateway.adminPort must differ/],
       [['gateway.podCIDRs={10.0.0.0/8,pods.local}'], /gateway\/podCIDRs/],
     ];
     for (const [sets, message] of bad) {
@@ -708,6 +744,8 @@ describe('helm chart helm/rtc-edge', () => {
       const def = notes('default values');
       assert.match(def, /kubectl port-forward -n rtc service\/rtc-edge-gateway 8080:80/);
       assert.match(def, /curl -s http:\/\/127\.0\.0\.1:8080\/ws\/assign/);
+      assert.match(def, /kubectl port-forward -n rtc service\/rtc-edge-gateway-admin 9090:9090\n.*live status page\n.*\/api\/pods/);
+      assert.doesNotMatch(def, /8080\/api\/pods/, 'the client port does not serve /api/pods');
       assert.match(def, /kubectl get deployment socket -n rtc --watch/);
       assert.match(def, /app\.kubernetes\.io\/component=scaler -f .*\n.*Scaling Deployment\|Successfully scaled/);
       assert.match(def, /controller\.kubernetes\.io\/pod-deletion-cost/);

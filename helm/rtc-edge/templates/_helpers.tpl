@@ -132,6 +132,9 @@ Validation that JSON schema cannot express (cross-field rules). Rendered once fr
 {{- if eq (int .Values.socket.port) (int .Values.socket.adminPort) -}}
 {{- fail "socket.port and socket.adminPort must differ: the admin endpoints (/drain) must never share the WebSocket port" -}}
 {{- end -}}
+{{- if eq (int .Values.gateway.port) (int .Values.gateway.adminPort) -}}
+{{- fail "gateway.port and gateway.adminPort must differ: /metrics and /api/* must never share the client-facing port" -}}
+{{- end -}}
 {{- $external := or .Values.redis.url .Values.redis.existingSecret -}}
 {{- if and .Values.redis.enabled $external -}}
 {{- fail "redis.enabled=true bundles a Redis; set redis.enabled=false when you give redis.url or redis.existingSecret" -}}
