@@ -21,9 +21,13 @@ const READ_METHODS = new Set(['GET', HEAD]);
 const byPodId = (a: PodRecord, b: PodRecord) => (a.podId < b.podId ? -1 : a.podId > b.podId ? 1 : 0);
 const REGISTRY_FAILED = edgeError('EDGE_ERR_REGISTRY_UNAVAILABLE', 'the pod registry did not answer');
 
-/** The `/api/pods` item of DESIGN.md, plus `startedAt` and the deletion cost the scaler last wrote (null when none) for the status page. */
+/**
+ * The `/api/pods` item of DESIGN.md, plus `startedAt` and the deletion cost the scaler last wrote (null when none)
+ * for the status page, and the pod's `adminPort` (null when its heartbeat has none), so a tool that can reach the
+ * pod (the k6 drain test against `rtc-edge dev`) finds its `/drain`.
+ */
 function podJson(p: PodRecord, costs: Record<string, number> | undefined) {
-  return { podId: p.podId, ip: p.ip, port: p.port, connections: p.connections, draining: p.draining, cordoned: p.cordoned === true, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null };
+  return { podId: p.podId, ip: p.ip, port: p.port, adminPort: p.adminPort ?? null, connections: p.connections, draining: p.draining, cordoned: p.cordoned === true, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null };
 }
 
 /** Handle one plain (non-upgrade) request. Never throws: failures become JSON errors. */
