@@ -125,6 +125,6 @@ export function handleSummary(data: SummaryData): Record<string, string> {
     `scale-out: ${out?.max ? `first new pod ${(out.max / 1000).toFixed(1)}s after the start (ramp ${RAMP_UP.text} to ${VUS} clients)` : 'not observed'}`,
     `scale-in: ${back?.max !== undefined && out?.max ? `back to the baseline ${(back.max / 1000).toFixed(1)}s after the clients left` : 'not observed'}`,
   ];
-  const text = consoleText(`scale-out-in against ${BASE_URL}`, data, ['ws_connect_success', 'checks', 'ping_rtt', 'ws_handshake', 'reconnects', 'rehome_time', 'lost_messages', 'ws_unexpected_closes', 'pods', 'scale_out_time', 'scale_in_time'], lines);
+  const text = consoleText(`scale-out-in against ${BASE_URL}`, data, ['ws_connect_success', 'checks', 'ping_rtt', 'ws_handshake', 'reconnects', 'rehome_time', 'lost_messages', 'lost_messages{during:steady}', 'ws_unexpected_closes', 'pods', 'scale_out_time', 'scale_in_time'], lines);
   return summaryOutputs(text, data, SUMMARY_JSON);
 }

@@ -169,7 +169,8 @@ export class EdgeSession {
       if (this.ws === ws) this.ws = undefined;
       const notice = this.notice;
       this.notice = undefined;
-      if (outstanding.length > 0) lostMessages.add(outstanding.length, { during: notice ? 'drain' : 'steady' });
+      // After our own close() k6 drops what still arrives (readyState CLOSING): those replies are not lost.
+      if (outstanding.length > 0 && !this.stopped) lostMessages.add(outstanding.length, { during: notice ? 'drain' : 'steady' });
       if (!open) {
         connectSuccess.add(0);
         this.later(this.jittered(this.opts.retryMs));
