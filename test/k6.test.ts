@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config.js';
-import { start as startDev, type DevHandle } from '../src/dev.js';
+import { start as startDev, type DevHandle } from '../app/dev.js';
 import { createLogger } from '../src/logger.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
