@@ -16,6 +16,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { parseAllDocuments, parseDocument, isMap, isScalar, isPair, type YAMLMap } from 'yaml';
+import ts from 'typescript';
 import * as k8s from '@kubernetes/client-node';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
@@ -320,6 +321,43 @@ async function gatewayRbacUsage(objs: Obj[]): Promise<{ used: ApiPermission[]; r
   return { used: rbacVerbsUsed(requests), requests };
 }
 
+/**
+ * The environment variables each role's code reads: the `config.<field>` names (mapped to variables through
+ * src/config.ts's `read('VAR', …)` lines) used anywhere in the role's import closure, plus app/cli.ts (which
+ * reads LOG_LEVEL for every role). The local workload is left out: the chart always runs SCALER_WORKLOAD=kubernetes.
+ */
+function variablesReadByRole(): Record<'gateway' | 'socket' | 'scaler', Set<string>> {
+  const fields = new Map<string, string>();
+  for (const m of fs.readFileSync(path.join(ROOT, 'src/config.ts'), 'utf8').matchAll(/^\s+([a-zA-Z]+): read\('([A-Z_]+)'/gm)) fields.set(m[1]!, m[2]!);
+  assert.ok(fields.size > 20, 'src/config.ts read() lines found');
+  const closure = (entry: string): string[] => {
+    const seen = new Set<string>();
+    const todo = [entry];
+    while (todo.length > 0) {
+      const f = todo.pop()!;
+      if (seen.has(f) || f === 'scaler/workload/local.ts' || f === 'src/config.ts') continue;
+      seen.add(f);
+      for (const i of ts.preProcessFile(fs.readFileSync(path.join(ROOT, f), 'utf8'), true, true).importedFiles) {
+        if (!i.fileName.startsWith('.')) continue;
+        todo.push(path.relative(ROOT, path.resolve(ROOT, path.dirname(f), i.fileName)).replace(/\.js$/, '.ts'));
+      }
+    }
+    return [...seen];
+  };
+  const readsOf = (files: string[]) => {
+    const used = new Set<string>();
+    for (const f of files) {
+      const text = fs.readFileSync(path.join(ROOT, f), 'utf8');
+      for (const [field, name] of fields) if (new RegExp(`\\.${field}\\b`).test(text)) used.add(name);
+    }
+    return used;
+  };
+  const common = readsOf(['app/cli.ts']);
+  const out = {} as Record<'gateway' | 'socket' | 'scaler', Set<string>>;
+  for (const role of ['gateway', 'socket', 'scaler'] as const) out[role] = new Set([...common, ...readsOf(closure(`${role}/index.ts`))]);
+  return out;
+}
+
 const rendered = new Map<string, Obj[]>();
 let scalerUse: { used: ApiPermission[]; requests: RecordedRequest[] } = { used: [], requests: [] };
 /** The scaler engineer's recorded session (the one the scaler's own tests run): verbs and log messages. */
@@ -396,11 +434,11 @@ describe('helm chart helm/rtc-edge', () => {
   test('socket: Deployment (no replicas) ↔ headless Service ↔ subdomain ↔ SOCKET_WORKLOAD_NAME; preStop /drain on the admin port; grace ≥ drain + 30 s', () => {
     for (const [name, objs] of rendered) {
       const dep = one(objs, 'Deployment', 'socket');
-      const cm = one(objs, 'ConfigMap', 'config');
+      const cm = one(objs, 'ConfigMap', 'socket');
       const pod = podTemplate(dep).spec;
       assert.equal('replicas' in dep.spec, false, `${name}: the scaler owns the socket replica count`);
-      assert.equal(cm.data.SOCKET_WORKLOAD_NAME, dep.metadata.name, `${name}: ConfigMap names the socket Deployment`);
-      assert.equal(cm.data.SOCKET_SERVICE_NAME, dep.metadata.name);
+      assert.equal(one(objs, 'ConfigMap', 'scaler').data.SOCKET_WORKLOAD_NAME, dep.metadata.name, `${name}: the scaler's ConfigMap names the socket Deployment`);
+      assert.equal(one(objs, 'ConfigMap', 'gateway').data.SOCKET_SERVICE_NAME, dep.metadata.name);
       const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === pod.subdomain);
       assert.ok(svc, `${name}: subdomain ${pod.subdomain} names a Service`);
       assert.equal(svc.metadata.name, dep.metadata.name);
@@ -430,23 +468,60 @@ describe('helm chart helm/rtc-edge', () => {
     assert.equal(podTemplate(one(rendered.get('default values')!, 'Deployment', 'socket')).spec.terminationGracePeriodSeconds, 330);
   });
 
-  test('the ConfigMap holds every DESIGN.md variable; with default values it equals src/config.ts DEFAULTS', () => {
+  test('the role ConfigMaps together hold every DESIGN.md variable; with default values they equal src/config.ts DEFAULTS', () => {
+    const ROLES = ['gateway', 'socket', 'scaler'];
     for (const [name, objs] of rendered) {
-      const cm = one(objs, 'ConfigMap', 'config');
-      for (const key of Object.keys(DEFAULTS)) {
-        if (key === 'POD_NAMESPACE') continue; // downward API
-        assert.ok(key in cm.data, `${name}: ConfigMap lacks ${key}`);
+      const union: Record<string, string> = {};
+      for (const role of ROLES) {
+        const cm = one(objs, 'ConfigMap', role);
+        for (const [k, v] of Object.entries(cm.data)) {
+          assert.equal(typeof v, 'string', `${k} must be a string`);
+          if (k !== 'ADMIN_PORT') assert.ok(!(k in union) || union[k] === v, `${name}: ${k} differs between role ConfigMaps`);
+          union[k] = v as string;
+        }
       }
-      for (const [k, v] of Object.entries(cm.data)) assert.equal(typeof v, 'string', `${k} must be a string`);
+      for (const key of Object.keys(DEFAULTS)) {
+        if (key === 'POD_NAMESPACE' || (key === 'REDIS_URL' && name !== 'default values')) continue; // downward API; a Secret
+        assert.ok(key in union, `${name}: no role ConfigMap holds ${key}`);
+      }
     }
-    const cm = one(rendered.get('default values')!, 'ConfigMap', 'config');
-    for (const [key, value] of Object.entries(DEFAULTS)) {
-      if (key === 'POD_NAMESPACE') continue;
-      assert.equal(cm.data[key], value, `default ${key}`);
+    const objs = rendered.get('default values')!;
+    for (const role of ROLES) {
+      const cm = one(objs, 'ConfigMap', role);
+      for (const [key, value] of Object.entries(cm.data)) if (key in DEFAULTS && key !== 'REDIS_URL') assert.equal(value, DEFAULTS[key as keyof typeof DEFAULTS], `default ${key} (${role})`);
     }
-    assert.equal(cm.data.SOCKET_WORKLOAD_NAME, 'socket');
-    assert.equal(cm.data.SOCKET_MIN_REPLICAS, '2');
-    assert.equal(cm.data.SOCKET_MAX_REPLICAS, '50');
+    assert.equal(one(objs, 'ConfigMap', 'scaler').data.SOCKET_WORKLOAD_NAME, 'socket');
+    assert.equal(one(objs, 'ConfigMap', 'scaler').data.SOCKET_MIN_REPLICAS, '2');
+    assert.equal(one(objs, 'ConfigMap', 'scaler').data.SOCKET_MAX_REPLICAS, '50');
+  });
+
+  test("each role's ConfigMap holds every variable its code reads, and the socket's nothing it does not read", () => {
+    const reads = variablesReadByRole();
+    const objs = rendered.get('default values')!;
+    for (const role of ['gateway', 'socket', 'scaler'] as const) {
+      const keys = new Set(Object.keys(one(objs, 'ConfigMap', role).data));
+      // POD_* come from the downward API on every pod.
+      const missing = [...reads[role]].filter((k) => !k.startsWith('POD_') && !keys.has(k));
+      assert.deepEqual(missing, [], `the ${role} reads these but its ConfigMap lacks them`);
+    }
+    const extra = Object.keys(one(objs, 'ConfigMap', 'socket').data).filter((k) => !reads.socket.has(k));
+    assert.deepEqual(extra, [], 'the socket ConfigMap holds variables the socket does not read (a change would drain every socket pod for nothing)');
+    assert.ok(reads.gateway.has('GATEWAY_MAX_CONNECTIONS') && reads.scaler.has('SCALER_INTERVAL_MS') && reads.socket.has('DRAIN_TIMEOUT_MS') && reads.socket.has('LOG_LEVEL'), 'the scan finds known reads');
+  });
+
+  test('a gateway-only and a scaler-only change leave the socket pod template unchanged (no fleet-wide drain); a socket change rolls it', () => {
+    const socketTemplate = (objs: Obj[]) => podTemplate(one(objs, 'Deployment', 'socket'));
+    const checksum = (objs: Obj[], role: string) => podTemplate(one(objs, 'Deployment', role)).metadata.annotations?.['checksum/config'];
+    const base = rendered.get('default values')!;
+    const changed = render([], ['config.GATEWAY_MAX_CONNECTIONS=4000', 'config.GATEWAY_DRAIN_MS=20000', 'gateway.terminationGracePeriodSeconds=40', 'config.SCALER_INTERVAL_MS=7000', 'config.SOCKET_MIN_REPLICAS=3']);
+    assert.equal(changed.status, 0, changed.stderr);
+    assert.deepEqual(socketTemplate(changed.objects), socketTemplate(base), 'the socket pod template did not change');
+    assert.notEqual(checksum(changed.objects, 'gateway'), checksum(base, 'gateway'), 'the gateway rolls for its own setting');
+    assert.notEqual(checksum(changed.objects, 'scaler'), checksum(base, 'scaler'), 'the scaler rolls for its own setting');
+    const sock = render([], ['config.DRAIN_WINDOW_MS=30000']);
+    assert.equal(sock.status, 0, sock.stderr);
+    assert.notEqual(checksum(sock.objects, 'socket'), checksum(base, 'socket'), 'a socket setting rolls the socket pods');
+    assert.equal(checksum(sock.objects, 'gateway'), checksum(base, 'gateway'), 'and not the gateway');
   });
 
   test('every role starts from the rendered environment: the real loadConfig accepts it and agrees with the manifests', () => {
@@ -502,7 +577,7 @@ describe('helm chart helm/rtc-edge', () => {
       assert.deepEqual([...granted.keys()].sort(), scalerSession.verbs.map(useKey).sort(), `${name}: Role rules ≠ the calls of the scaler's recorded session`);
       assert.deepEqual([...granted.keys()].sort(), scalerUse.used.map(useKey).sort(), `${name}: Role rules ≠ the calls of the scaler run with the chart's environment`);
       // Where a rule pins resourceNames, every recorded call of that kind used one of those names.
-      const cm = one(objs, 'ConfigMap', 'config');
+      const cm = one(objs, 'ConfigMap', 'scaler');
       const expectName: Record<string, string> = { 'apps|deployments': cm.data.SOCKET_WORKLOAD_NAME, 'apps|deployments/scale': cm.data.SOCKET_WORKLOAD_NAME, 'coordination.k8s.io|leases': cm.data.SCALER_LEASE_NAME };
       for (const [key, names] of granted) {
         if (!names) continue;
@@ -525,7 +600,7 @@ describe('helm chart helm/rtc-edge', () => {
     assert.ok(gatewayUse.used.length > 0, 'the endpointslices resolver made no recorded API calls');
     let sawApi = false;
     for (const [name, objs] of rendered) {
-      const cm = one(objs, 'ConfigMap', 'config');
+      const cm = one(objs, 'ConfigMap', 'gateway');
       const dep = one(objs, 'Deployment', 'gateway');
       const c = container(dep, 'gateway');
       assert.ok(dep.spec.replicas >= 2);
@@ -591,11 +666,11 @@ describe('helm chart helm/rtc-edge', () => {
     assert.match(rc.image, /^redis:7-alpine$/);
     assert.deepEqual(rc.args.slice(2), ['--save', '', '--appendonly', 'no']);
     const rsvc = one(def, 'Service', 'redis');
-    assert.equal(one(def, 'ConfigMap', 'config').data.REDIS_URL, `redis://${rsvc.metadata.name}:${rsvc.spec.ports[0].port}`);
+    for (const role of ['gateway', 'socket', 'scaler']) assert.equal(one(def, 'ConfigMap', role).data.REDIS_URL, `redis://${rsvc.metadata.name}:${rsvc.spec.ports[0].port}`);
 
     const ext = rendered.get('ci/external-redis-values.yaml')!;
     assert.equal(find(ext, 'Deployment', 'redis').length, 0);
-    assert.equal('REDIS_URL' in one(ext, 'ConfigMap', 'config').data, false, 'a URL with a password stays out of the ConfigMap');
+    for (const role of ['gateway', 'socket', 'scaler']) assert.equal('REDIS_URL' in one(ext, 'ConfigMap', role).data, false, 'a URL with a password stays out of the ConfigMaps');
     const secret = one(ext, 'Secret', 'redis');
     const target = parseRedisUrl(secret.stringData.REDIS_URL);
     assert.equal(target.mode, 'sentinel');
@@ -718,7 +793,7 @@ describe('helm chart helm/rtc-edge', () => {
     // The same mechanisms accept good changes.
     const ok = render([], ['config.DRAIN_TIMEOUT_MS=600000', 'socket.terminationGracePeriodSeconds=630', 'config.SOCKET_IDLE_TIMEOUT_S=0']);
     assert.equal(ok.status, 0, ok.stderr);
-    assert.equal(one(ok.objects, 'ConfigMap', 'config').data.DRAIN_TIMEOUT_MS, '600000');
+    assert.equal(one(ok.objects, 'ConfigMap', 'socket').data.DRAIN_TIMEOUT_MS, '600000');
     // gateway.podCIDRs fills GATEWAY_POD_CIDRS, which the gateway's real loadConfig accepts.
     const cidrs = render([], ['gateway.podCIDRs={10.244.0.0/16,fd00:10:244::/56}']);
     assert.equal(cidrs.status, 0, cidrs.stderr);

@@ -69,10 +69,6 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{- define "rtc-edge.configMapName" -}}
-{{- include "rtc-edge.componentName" (dict "ctx" . "component" "config") -}}
-{{- end -}}
-
 {{- define "rtc-edge.redisName" -}}
 {{- include "rtc-edge.componentName" (dict "ctx" . "component" "redis") -}}
 {{- end -}}
