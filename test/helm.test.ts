@@ -322,7 +322,7 @@ async function gatewayRbacUsage(objs: Obj[]): Promise<{ used: ApiPermission[]; r
 }
 
 /**
- * The environment variables each role's code reads: the `config.<field>` names (mapped to variables through
+ * The environment variables each role's code reads: the `config.<field>` / `cfg.<field>` uses (mapped to variables through
  * src/config.ts's `read('VAR', …)` lines) used anywhere in the role's import closure, plus app/cli.ts (which
  * reads LOG_LEVEL for every role). The local workload is left out: the chart always runs SCALER_WORKLOAD=kubernetes.
  */
@@ -348,7 +348,7 @@ function variablesReadByRole(): Record<'gateway' | 'socket' | 'scaler', Set<stri
     const used = new Set<string>();
     for (const f of files) {
       const text = fs.readFileSync(path.join(ROOT, f), 'utf8');
-      for (const [field, name] of fields) if (new RegExp(`\\.${field}\\b`).test(text)) used.add(name);
+      for (const [field, name] of fields) if (new RegExp(`\\b(config|cfg)\\??\\.${field}\\b`).test(text)) used.add(name);
     }
     return used;
   };
@@ -686,51 +686,77 @@ describe('helm chart helm/rtc-edge', () => {
     assert.deepEqual(ref, { name: 'rtc-edge-redis', key: 'url' });
   });
 
-  test('NetworkPolicies: ws port only from gateway pods, admin port only from scaler pods / node CIDRs / extra peers, gateway admin port only from extra peers, Redis only from our pods', () => {
+  test('NetworkPolicies: ws port only from gateway pods, every admin port only from node CIDRs / the metrics namespace / extra peers (no scaler → socket rule), egress DNS + Redis (+ socket pods for the gateway, the API server for the scaler), Redis only from our pods', () => {
     for (const [name, objs] of rendered) {
       const policies = objs.filter((o) => o.kind === 'NetworkPolicy');
       if (name === 'ci/existing-secret-values.yaml') {
         assert.equal(policies.length, 0, 'networkPolicy.enabled=false');
         continue;
       }
+      const external = name === 'ci/external-redis-values.yaml';
       const podsOf = (comp: string) => podTemplate(one(objs, 'Deployment', comp)).metadata.labels;
+      const policyOf = (comp: string) => {
+        const found = policies.filter((p) => matches(p.spec.podSelector.matchLabels, podsOf(comp)));
+        assert.equal(found.length, 1, `${name}: one policy selects the ${comp} pods`);
+        assert.deepEqual(found[0]!.spec.policyTypes, ['Ingress', 'Egress'], `${name}: ${comp} ingress and egress`);
+        return found[0]!;
+      };
       const sock = one(objs, 'Deployment', 'socket');
-      const sockPol = policies.filter((p) => matches(p.spec.podSelector.matchLabels, podTemplate(sock).metadata.labels));
-      assert.equal(sockPol.length, 1, `${name}: one policy selects the socket pods`);
-      const pol = sockPol[0]!;
-      assert.deepEqual(pol.spec.policyTypes, ['Ingress']);
+      const pol = policyOf('socket');
       const c = container(sock, 'socket');
       const byPort = new Map<number, any[]>();
       for (const rule of pol.spec.ingress) {
         assert.ok(rule.from?.length > 0, 'every rule names its peers');
         for (const p of rule.ports) byPort.set(portOf(c, p.port), [...(byPort.get(portOf(c, p.port)) ?? []), ...rule.from]);
       }
-      assert.deepEqual([...byPort.keys()].sort(), [portOf(c, 'ws'), portOf(c, 'admin')].sort());
       const wsPeers = byPort.get(portOf(c, 'ws'))!;
       assert.equal(wsPeers.length, 1);
       assert.ok(matches(wsPeers[0].podSelector.matchLabels, podsOf('gateway')) && !wsPeers[0].namespaceSelector && !wsPeers[0].ipBlock);
-      const adminPeers = byPort.get(portOf(c, 'admin'))!;
-      const podPeers = adminPeers.filter((p) => p.podSelector && !p.namespaceSelector);
-      assert.equal(podPeers.length, 1);
-      assert.ok(matches(podPeers[0].podSelector.matchLabels, podsOf('scaler')));
-      assert.ok(!matches(podPeers[0].podSelector.matchLabels, podsOf('gateway')), 'the gateway never reaches /drain');
-      if (name === 'ci/external-redis-values.yaml') {
+      const adminPeers = byPort.get(portOf(c, 'admin')) ?? [];
+      assert.deepEqual(adminPeers.filter((p) => p.podSelector && !p.namespaceSelector), [], `${name}: no pod of ours calls the socket admin port (the scaler retires pods through the registry)`);
+      // The metrics peers: Prometheus' namespace (metricsNamespace) and adminExtraFrom, on every role's admin port.
+      const metricsPeers = (peers: any[]) => peers.filter((p) => p.namespaceSelector).map((p) => JSON.stringify(p)).sort();
+      if (external) {
         assert.deepEqual(adminPeers.filter((p) => p.ipBlock).map((p) => p.ipBlock.cidr), ['10.0.0.0/16']);
-        assert.equal(adminPeers.filter((p) => p.namespaceSelector).length, 1);
+        assert.equal(metricsPeers(adminPeers).length, 2);
+        assert.ok(adminPeers.some((p) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring' && !p.podSelector), 'the whole metrics namespace');
       } else {
-        assert.equal(adminPeers.length, 1);
+        assert.deepEqual([...byPort.keys()], [portOf(c, 'ws')], `${name}: without peers the admin port is left to the node`);
       }
+      const scPol = policyOf('scaler');
+      const scPeers = (scPol.spec.ingress as any[]).flatMap((r) => r.from);
+      assert.deepEqual(metricsPeers(scPeers), metricsPeers(adminPeers), `${name}: the scaler's /metrics admits the same peers`);
+
+      // Egress: DNS and the registry for all; socket pods for the gateway; the API server for the scaler only
+      // (and for the gateway with the endpointslices resolver).
+      const egress = (comp: string) => policyOf(comp).spec.egress as any[];
+      const ports = (r: any) => (r.ports as any[]).map((p) => `${p.protocol}/${p.port}`).sort();
+      const apiPorts = ['TCP/443', 'TCP/6443'];
+      for (const comp of ['gateway', 'socket', 'scaler']) {
+        const rules = egress(comp);
+        assert.ok(rules.some((r) => r.to?.[0]?.podSelector?.matchLabels?.['k8s-app'] === 'kube-dns' && ports(r).join() === 'TCP/53,UDP/53'), `${name}: ${comp} reaches DNS`);
+        if (external) assert.ok(rules.some((r) => ports(r).join() === 'TCP/26379,TCP/6379' && r.to?.[0]?.ipBlock?.cidr === '10.1.0.0/16'), `${name}: ${comp} reaches the external Redis`);
+        else if (find(objs, 'Deployment', 'redis').length === 0) assert.ok(rules.some((r) => ports(r).join() === 'TCP/26379,TCP/6379' && !r.to), `${name}: ${comp} reaches an external Redis anywhere on its ports`);
+        else assert.ok(rules.some((r) => matches(r.to?.[0]?.podSelector?.matchLabels ?? {}, podsOf('redis'))), `${name}: ${comp} reaches the bundled Redis`);
+        const api = rules.filter((r) => ports(r).join() === apiPorts.join());
+        const wantsApi = comp === 'scaler' || (comp === 'gateway' && name === 'ci/endpointslices-values.yaml');
+        assert.equal(api.length, wantsApi ? 1 : 0, `${name}: ${comp} ${wantsApi ? 'reaches' : 'does not reach'} the API server`);
+        if (wantsApi && external) assert.deepEqual(api[0].to.map((t: any) => t.ipBlock.cidr), ['10.96.0.1/32']);
+      }
+      const toSockets = egress('gateway').filter((r) => r.to?.some((t: any) => matches(t.podSelector?.matchLabels ?? {}, podsOf('socket'))));
+      assert.deepEqual(toSockets.map(ports), [[`TCP/${portOf(c, 'ws')}`]], `${name}: the gateway reaches the socket pods' WebSocket port only`);
+      const redisPods = find(objs, 'Deployment', 'redis').length > 0 ? podsOf('redis') : {};
+      assert.equal(egress('socket').some((r) => r.to?.some((t: any) => t.podSelector && !matches(t.podSelector.matchLabels ?? {}, redisPods) && !t.namespaceSelector)), false, 'socket pods dial no other pod of ours');
       // Gateway pods: the client port from anywhere, the admin port only from networkPolicy.adminExtraFrom.
       const gwDep = one(objs, 'Deployment', 'gateway');
-      const gwPol = policies.filter((p) => matches(p.spec.podSelector.matchLabels, podTemplate(gwDep).metadata.labels));
-      assert.equal(gwPol.length, 1, `${name}: one policy selects the gateway pods`);
+      const gwPol = [policyOf('gateway')];
       const gc = container(gwDep, 'gateway');
       const gwRules = gwPol[0]!.spec.ingress.map((r: any) => ({ ports: r.ports.map((p: any) => portOf(gc, p.port)), from: r.from }));
       assert.deepEqual(gwRules.filter((r: any) => r.ports.includes(portOf(gc, 'http'))), [{ ports: [portOf(gc, 'http')], from: undefined }], `${name}: client port open to all`);
       const gwAdmin = gwRules.filter((r: any) => r.ports.includes(portOf(gc, 'admin')));
       if (name === 'ci/external-redis-values.yaml') {
         assert.equal(gwAdmin.length, 1);
-        assert.deepEqual(gwAdmin[0].from.map((p: any) => Object.keys(p).sort()), [['namespaceSelector', 'podSelector']], 'only the Prometheus peer');
+        assert.deepEqual(metricsPeers(gwAdmin[0].from), metricsPeers(adminPeers), 'only the metrics peers');
       } else {
         assert.equal(gwAdmin.length, 0, `${name}: the gateway admin port is open to no peer without adminExtraFrom`);
       }

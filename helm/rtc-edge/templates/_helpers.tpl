@@ -207,3 +207,74 @@ app.kubernetes.io/part-of: rtc-edge
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* Peers allowed to a role's /metrics (admin) port: Prometheus' namespace and networkPolicy.adminExtraFrom. */}}
+{{- define "rtc-edge.metricsPeers" -}}
+{{- $np := .Values.networkPolicy -}}
+{{- if $np.metricsNamespace }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ $np.metricsNamespace }}
+{{- end }}
+{{- with $np.adminExtraFrom }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Egress every rtc-edge pod needs: DNS and the registry (the bundled Redis pods, or networkPolicy.egress.redisCIDRs
+on redisPorts for an external one), plus networkPolicy.egress.extra. Call with (dict "ctx" $ "apiServer" true|false).
+*/}}
+{{- define "rtc-edge.egressRules" -}}
+{{- $ := .ctx -}}
+{{- $eg := $.Values.networkPolicy.egress -}}
+- to:
+    - namespaceSelector:
+        {{- toYaml $eg.dns.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml $eg.dns.podSelector | nindent 8 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- if $.Values.redis.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "rtc-edge.selectorLabels" (dict "ctx" $ "component" "redis") | nindent 10 }}
+  ports:
+    - port: {{ $.Values.redis.port }}
+      protocol: TCP
+{{- else }}
+- ports:
+    {{- range $eg.redisPorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $eg.redisCIDRs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- if .apiServer }}
+- ports:
+    {{- range $eg.apiServerPorts }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $eg.apiServerCIDRs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- with $eg.extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
