@@ -16,7 +16,7 @@ import { FD_RESERVE, CLOSE_GRACE_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { createGatewayMetrics } from './metrics.js';
 import { UpgradeProxy } from './proxy.js';
-import { createResolver, type LookupFn } from './resolvers/index.js';
+import { createResolver, type LookupFn, type Resolver } from './resolvers/index.js';
 import { createGatewayServer } from './server.js';
 import { createRegistryView, VIEW_STATE_VALUE } from './view.js';
 
@@ -28,7 +28,7 @@ export interface GatewayHandle extends RoleHandle {
   readonly adminPort: number;
   /** Proxied connections currently open. */
   connections(): number;
-  /** Graceful stop: readiness 503, stop accepting, keep proxied connections for GATEWAY_DRAIN_MS, then close them with 1001. */
+  /** Graceful stop: readiness 503, stop accepting, close proxied connections with 1001 paced over GATEWAY_DRAIN_MS. */
   close(): Promise<void>;
 }
 
@@ -42,6 +42,8 @@ export interface GatewayDeps extends RoleDeps {
   lookup?: LookupFn;
   /** Serve the admin routes on GATEWAY_PORT too and ignore GATEWAY_ADMIN_PORT (`rtc-edge dev` only). */
   singlePort?: boolean;
+  /** Use this resolver instead of the one GATEWAY_RESOLVER names (tests inject hostile answers). */
+  resolver?: Resolver;
 }
 
 /** Listen on `port` (0 = any free port); resolves the bound port. */
@@ -85,15 +87,16 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   const ownsRegistry = !deps.registry;
   const registry = deps.registry ?? createRegistry(config, logger);
   const view = createRegistryView(registry, { logger, staleMs: config.gatewayRegistryStaleMs, refreshMs: config.heartbeatMs });
-  const resolver = createResolver(config, { logger, view, ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}), ...(deps.lookup ? { lookup: deps.lookup } : {}) });
+  const resolver = deps.resolver ?? createResolver(config, { logger, view, ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}), ...(deps.lookup ? { lookup: deps.lookup } : {}) });
   // Process metrics only when the gateway owns its process (CLI); embedded gateways leave them to the host.
-  const metrics = createGatewayMetrics(createMetricsRegistry('gateway', ownsRegistry), () => VIEW_STATE_VALUE[view.state()]);
+  let proxyRef: UpgradeProxy | undefined;
+  const metrics = createGatewayMetrics(createMetricsRegistry('gateway', ownsRegistry), () => VIEW_STATE_VALUE[view.state()], () => proxyRef?.countLiveBytes());
   const limit = fdLimit();
   const maxConnections = effectiveMaxConnections(config.gatewayMaxConnections, limit);
   if (maxConnections < config.gatewayMaxConnections) {
     logger.warn({ configured: config.gatewayMaxConnections, fdLimit: limit, maxConnections }, 'GATEWAY_MAX_CONNECTIONS lowered to fit the file descriptor limit (two per proxied connection)');
   }
-  const proxy = new UpgradeProxy({ upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxHeaderBytes: config.gatewayMaxHeaderBytes, metrics, logger });
+  const proxy = (proxyRef = new UpgradeProxy({ upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxHeaderBytes: config.gatewayMaxHeaderBytes, metrics, logger }));
   const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, draining: false };
   const single = deps.singlePort === true;
   const server = createGatewayServer(ctx, single ? 'combined' : 'client');
@@ -125,18 +128,16 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
     close() {
       closing ??= (async () => {
         ctx.draining = true;
-        logger.info({ proxied: proxy.active.size, drainMs: config.gatewayDrainMs }, 'gateway draining: readiness fails, no new connections');
+        logger.info({ proxied: proxy.active.size, drainMs: config.gatewayDrainMs }, 'gateway draining: readiness fails, no new connections; closing proxied connections with 1001, paced');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        await proxy.whenIdle(config.gatewayDrainMs);
-        const left = proxy.active.size;
-        await proxy.closeAll();
+        const result = await proxy.closeAll(config.gatewayDrainMs);
         server.closeAllConnections();
         await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
         // The admin port stays up through the drain, so metrics show it; it closes last.
         if (admin) await stopServer(admin);
         await cleanup();
-        logger.info({ closedWith1001: left }, 'gateway stopped');
+        logger.info({ closedWith1001: result.drained, destroyed: result.remaining }, 'gateway stopped');
       })();
       return closing;
     },

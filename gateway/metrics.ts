@@ -11,7 +11,7 @@ export interface GatewayMetrics {
   handshake(seconds: number): void;
   /** A proxied connection opened (+1) or closed (-1). */
   active(delta: 1 | -1): void;
-  /** Bytes relayed over a finished connection, counted once at close. */
+  /** Bytes relayed (client socket, handshake included) since the last count of this connection. */
   bytes(fromClient: number, toClient: number): void;
   /** A plain HTTP request by route and status. */
   request(route: string, code: number): void;
@@ -19,13 +19,16 @@ export interface GatewayMetrics {
   fdExhausted(where: 'accept' | 'connect'): void;
 }
 
-/** Create the gateway metrics on `registry`; `registryState` reports the registry view (0 fresh, 1 stale, 2 unavailable). */
-export function createGatewayMetrics(registry: MetricsRegistry, registryState: () => number): GatewayMetrics {
+/**
+ * Create the gateway metrics on `registry`; `registryState` reports the registry view (0 fresh, 1 stale,
+ * 2 unavailable); `countLiveBytes` adds what live connections relayed so far, at scrape time.
+ */
+export function createGatewayMetrics(registry: MetricsRegistry, registryState: () => number, countLiveBytes: () => void = () => undefined): GatewayMetrics {
   const upgrades = new prom.Counter({ name: 'rtc_gateway_upgrades_total', help: 'WebSocket upgrade requests by the HTTP status they ended with (101 = proxied)', labelNames: ['code'], registers: [registry] });
   const requests = new prom.Counter({ name: 'rtc_gateway_http_requests_total', help: 'Plain HTTP requests by route and status', labelNames: ['route', 'code'], registers: [registry] });
   const handshake = new prom.Histogram({ name: 'rtc_gateway_handshake_seconds', help: 'Upstream WebSocket handshake latency: upgrade request parsed to 101 forwarded', buckets: HANDSHAKE_BUCKETS_S, registers: [registry] });
   const active = new prom.Gauge({ name: 'rtc_gateway_active_connections', help: 'Proxied WebSocket connections currently open', registers: [registry] });
-  const bytes = new prom.Counter({ name: 'rtc_gateway_relayed_bytes_total', help: 'Bytes relayed over closed connections (handshake included)', labelNames: ['direction'], registers: [registry] });
+  const bytes = new prom.Counter({ name: 'rtc_gateway_relayed_bytes_total', help: 'Bytes relayed through proxied connections, live ones included (client side, handshake included)', labelNames: ['direction'], registers: [registry], collect: countLiveBytes });
   const fd = new prom.Counter({ name: 'rtc_gateway_fd_exhausted_total', help: 'accept() or upstream connect() failures for lack of file descriptors (EMFILE/ENFILE)', labelNames: ['where'], registers: [registry] });
   new prom.Gauge({ name: 'rtc_gateway_registry_state', help: 'Registry view: 0 fresh, 1 stale (serving the last known view), 2 unavailable (answering 503)', registers: [registry], collect() { this.set(registryState()); } });
 

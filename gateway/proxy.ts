@@ -7,16 +7,23 @@
  * functions that find their `Link` through one symbol property, so there are no per-connection
  * closures, and nothing keeps the IncomingMessage or its headers after the upgrade. Sockets are never
  * given listeners that are later removed (removal would turn their listener maps into slow dictionaries).
+ *
+ * Ending: a FIN or a close on one side is passed on to the other with `end()`, after the bytes still
+ * queued for it, never with `destroy()`. The pair then has CLOSE_GRACE_MS (one deadline list, one timer)
+ * to finish before both sockets are destroyed.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { EdgeError } from '../src/errors.js';
+import { runDrain, type DrainResult } from '../src/drain-schedule.js';
 import { CLOSE_GRACE_MS, LOG_REPEAT_MS } from './constants.js';
+import { DeadlineList, type DeadlineEntry } from './deadlines.js';
 import { advance, atBoundary, CLOSE_GOING_AWAY, type FrameCursor } from './frames.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Answer, endGracefully, rawErrorResponse } from './respond.js';
 import { Resolved, type Upstream } from './resolvers/resolver.js';
+import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
 
 const LINK = Symbol('rtc-edge.link');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -25,6 +32,7 @@ const STATUS_SWITCHING = 101;
 /** nginx's code for "client closed the request before the response". */
 const STATUS_CLIENT_CLOSED = 499;
 const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+const MAX_PORT = 65535;
 /** Reads from every pod socket land here and are copied out at once (one thread: never two reads at a time). */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
@@ -35,36 +43,57 @@ const enum Phase {
   Handshake,
   /** The pod answered something other than 101: forward it and close. */
   Passthrough,
-  /** 101 forwarded: relaying both ways. */
+  /** 101 forwarded: relaying both ways (also while one side is being ended). */
   Relay,
-  /** Both sockets are being torn down; accounting done. */
+  /** The client socket closed and was accounted for; the pod socket may still be flushing. */
   Done,
 }
 
 /** State of one proxied connection, shared by its two sockets. */
-class Link implements FrameCursor {
+class Link implements FrameCursor, DeadlineEntry<Link> {
   phase = Phase.Handshake;
   /** Frame cursor of the pod → client stream (for a clean 1001 at shutdown). */
   left = 0;
   partial: Buffer | undefined = undefined;
-  /** Close the client at the next frame boundary. */
+  /** Pod → client bytes take the slow path: a 1001 waits for a frame boundary, or nothing more may be sent. */
   closing = false;
-  /** The 1001 close frame has been written. */
-  closeSent = false;
+  /** A 1001 is due at the next frame boundary of the pod → client stream. */
+  cutPending = false;
+  /** Client → pod bytes are dropped (the 1001 was sent, or the pod socket is gone). */
+  clientShut = false;
   /** Response head bytes received so far (handshake), or body bytes still expected (passthrough; -1 = until end). */
   head: Buffer | undefined = undefined;
   remaining = -1;
-  /** Handshake deadline (performance.now() ms) and its place in the proxy's deadline list. */
+  /** Relay bytes of the client socket already added to the counters (the rest is added at scrape or close). */
+  countedIn = 0;
+  countedOut = 0;
+  /** For the one log line of a 502/504; cleared when the relay starts. */
+  podId: string | undefined;
+  requestId: string | undefined;
+  target: Upstream | undefined;
+  /** Deadline (performance.now() ms) in one of the proxy's deadline lists (handshake or close grace). */
   deadline = 0;
   prev: Link | undefined = undefined;
   next: Link | undefined = undefined;
-  armed = false;
+  list: DeadlineList<Link> | undefined = undefined;
   constructor(
     readonly proxy: UpgradeProxy,
     readonly client: LinkedSocket,
     readonly upstream: LinkedSocket,
     readonly t0: number,
-  ) {}
+    podId: string,
+    requestId: string,
+    target: Upstream,
+  ) {
+    this.podId = podId;
+    this.requestId = requestId;
+    this.target = target;
+  }
+
+  /** Still relaying normally (a paced shutdown skips links that are already ending). */
+  get open(): boolean {
+    return this.phase === Phase.Relay && !this.closing;
+  }
 }
 
 /** Options of the upgrade pipe. */
@@ -82,15 +111,20 @@ export class UpgradeProxy {
   readonly active = new Set<Link>();
   /** Handshakes in flight. */
   pending = 0;
+  /** Set by closeAll: a handshake that completes from now on is closed with 1001 at once. */
+  shuttingDown = false;
   private fdLogged = false;
-  private idleWaiters: (() => void)[] = [];
-  // Handshake deadlines: one timer for all, over a list in deadline order (the timeout is constant),
-  // instead of a Timeout object per socket (Node keeps that one alive for the socket's whole life).
-  private first: Link | undefined;
-  private last: Link | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** Handshake deadlines (connect + pod response head; passthrough bodies). */
+  readonly handshakes: DeadlineList<Link>;
+  /** Pairs being ended: destroyed if they have not closed within CLOSE_GRACE_MS. */
+  readonly grace = new DeadlineList<Link>(CLOSE_GRACE_MS, destroyLink);
 
-  constructor(readonly opts: ProxyOptions) {}
+  constructor(readonly opts: ProxyOptions) {
+    this.handshakes = new DeadlineList<Link>(opts.upstreamTimeoutMs, (link) => {
+      if (link.phase === Phase.Handshake) failHandshake(link, Resolved.TIMEOUT, UpstreamFailure.TIMEOUT);
+      else if (link.phase === Phase.Passthrough) endPassthrough(link);
+    });
+  }
 
   /** Proxied plus in-flight connections (each holds two descriptors). */
   size(): number {
@@ -108,13 +142,26 @@ export class UpgradeProxy {
 
   /**
    * Connect to `upstream`, send `request` (the rewritten handshake head) and `head` (bytes the client
-   * sent after its head), and take over `client` (already `adopt`ed). `t0` = performance.now() when the upgrade was parsed.
+   * sent after its head), and take over `client` (already `adopt`ed). `t0` = performance.now() when the
+   * upgrade was parsed. Never throws: an address that cannot be dialled answers 502 upstream_unreachable.
    */
-  forward(client: net.Socket, head: Buffer, upstream: Upstream, request: string, t0: number): void {
-    // `onread`: the pod's bytes land in one shared buffer and are copied out (pooled for small frames),
-    // skipping the Readable machinery and the 64 KiB allocation Node makes per read.
-    const up = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, allowHalfOpen: true, onread: { buffer: READ_BUFFER, callback: onUpstreamRead } }) as LinkedSocket;
-    const link = new Link(this, client as LinkedSocket, up, t0);
+  forward(client: net.Socket, head: Buffer, upstream: Upstream, request: string, t0: number, podId: string, requestId: string): void {
+    const { host, port } = upstream;
+    // Nothing is resolved from a resolver's answer, and net.connect throws synchronously on a bad port.
+    if (net.isIP(host) === 0 || !Number.isInteger(port) || port < 1 || port > MAX_PORT) {
+      this.refuseBadAddress(client, podId, upstream, requestId, undefined);
+      return;
+    }
+    let up: LinkedSocket;
+    try {
+      // `onread`: the pod's bytes land in one shared buffer and are copied out (pooled for small frames),
+      // skipping the Readable machinery and the 64 KiB allocation Node makes per read.
+      up = net.connect({ host, port, noDelay: true, allowHalfOpen: true, onread: { buffer: READ_BUFFER, callback: onUpstreamRead } }) as LinkedSocket;
+    } catch (err) {
+      this.refuseBadAddress(client, podId, upstream, requestId, err);
+      return;
+    }
+    const link = new Link(this, client as LinkedSocket, up, t0, podId, requestId, upstream);
     (client as LinkedSocket)[LINK] = link;
     up[LINK] = link;
     this.pending++;
@@ -126,7 +173,7 @@ export class UpgradeProxy {
     up.on('close', onUpstreamClose);
     up.on('end', onEnd);
     up.on('drain', onDrain);
-    this.arm(link);
+    this.handshakes.arm(link);
     // Written before 'connect': net buffers it and sends head + early data in one writev.
     up.write(request, 'latin1');
     if (head.length > 0) up.write(head);
@@ -135,74 +182,33 @@ export class UpgradeProxy {
     client.on('data', onClientData);
   }
 
-  /** Close every relayed connection with 1001 at a frame boundary; resolves when all are gone or after the grace. */
-  async closeAll(): Promise<void> {
-    for (const link of this.active) closeGoingAway(link);
-    if (this.active.size === 0 && this.pending === 0) return;
-    await this.whenIdle(CLOSE_GRACE_MS);
-    for (const link of this.active) destroyLink(link);
+  private refuseBadAddress(client: net.Socket, podId: string, upstream: Upstream, requestId: string, err: unknown): void {
+    this.opts.metrics.upgrade(Resolved.UNREACHABLE.status);
+    logUpstreamFailure(this.opts.logger, Resolved.UNREACHABLE, { podId, upstream, requestId, reason: UpstreamFailure.BAD_ADDRESS, err });
+    endGracefully(client, rawErrorResponse(Resolved.UNREACHABLE), CLOSE_GRACE_MS);
   }
 
-  /** Resolves when nothing is proxied or pending, or after `ms`. */
-  whenIdle(ms: number): Promise<void> {
-    if (this.active.size === 0 && this.pending === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const waiter = () => done();
-      this.idleWaiters.push(waiter);
-      const self = this;
-      function done() {
-        clearTimeout(t);
-        self.idleWaiters = self.idleWaiters.filter((w) => w !== waiter);
-        resolve();
-      }
+  /**
+   * Close every relayed connection with 1001 at a frame boundary, paced over `windowMs` with jitter (the
+   * socket node's drain schedule); resolves when all are gone, or destroys what is left after the window
+   * plus CLOSE_GRACE_MS.
+   */
+  async closeAll(windowMs: number): Promise<DrainResult> {
+    this.shuttingDown = true;
+    const result = await runDrain({
+      targets: [...this.active],
+      windowMs,
+      timeoutMs: windowMs + CLOSE_GRACE_MS,
+      notify: closeGoingAway,
+      openConnections: () => this.size(),
     });
+    for (const link of this.active) destroyLink(link);
+    return result;
   }
 
-  /** @internal Start the handshake deadline of `link`. */
-  arm(link: Link): void {
-    link.deadline = performance.now() + this.opts.upstreamTimeoutMs;
-    link.armed = true;
-    link.prev = this.last;
-    if (this.last) this.last.next = link;
-    else this.first = link;
-    this.last = link;
-    if (!this.timer) this.schedule(this.opts.upstreamTimeoutMs);
-  }
-
-  /** @internal The handshake of `link` ended (relaying or torn down). */
-  disarm(link: Link): void {
-    if (!link.armed) return;
-    link.armed = false;
-    if (link.prev) link.prev.next = link.next;
-    else this.first = link.next;
-    if (link.next) link.next.prev = link.prev;
-    else this.last = link.prev;
-    link.prev = link.next = undefined;
-  }
-
-  private schedule(ms: number): void {
-    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(ms)));
-    this.timer.unref();
-  }
-
-  private expire(): void {
-    this.timer = undefined;
-    const now = performance.now();
-    while (this.first && this.first.deadline <= now) {
-      const link = this.first;
-      if (link.phase === Phase.Handshake) failHandshake(link, Resolved.TIMEOUT);
-      else if (link.phase === Phase.Passthrough) endPassthrough(link);
-      this.disarm(link);
-    }
-    if (this.first) this.schedule(this.first.deadline - now);
-  }
-
-  /** @internal */
-  settled(): void {
-    if (this.active.size === 0 && this.pending === 0 && this.idleWaiters.length > 0) {
-      for (const w of this.idleWaiters.slice()) w();
-    }
+  /** Add the bytes relayed so far by live connections to the counters (called at scrape time, not per chunk). */
+  countLiveBytes(): void {
+    for (const link of this.active) countBytes(link);
   }
 
   /** @internal */
@@ -227,8 +233,8 @@ function onUpstreamError(this: LinkedSocket, err: NodeJS.ErrnoException): void {
   if (!link || link.phase !== Phase.Handshake) return;
   if (err.code === 'EMFILE' || err.code === 'ENFILE') {
     link.proxy.fdExhausted(err);
-    failHandshake(link, Answer.OVERLOADED);
-  } else failHandshake(link, Resolved.UNREACHABLE);
+    failHandshake(link, Answer.OVERLOADED, undefined);
+  } else failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CONNECT_ERROR, err);
 }
 
 function onIdleTimeout(this: LinkedSocket): void {
@@ -242,30 +248,32 @@ function onDrain(this: LinkedSocket): void {
   (this === link.client ? link.upstream : link.client).resume();
 }
 
+/** End `socket` after the bytes queued on it (no-op once it is ending or gone). */
+function shut(socket: net.Socket): void {
+  if (!socket.destroyed && !socket.writableEnded) socket.end();
+}
+
 function onEnd(this: LinkedSocket): void {
   const link = this[LINK];
   if (!link) return;
   if (this === link.upstream && link.phase === Phase.Handshake) {
-    failHandshake(link, Resolved.UNREACHABLE);
+    failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CLOSED);
     return;
   }
   if (this === link.upstream && link.phase === Phase.Passthrough) {
     endPassthrough(link);
     return;
   }
-  if (link.phase === Phase.Done) return;
-  // A FIN from either side ends the pair (as nginx does for upgraded connections): WebSocket has no
-  // use for TCP half-close, and this costs no timers. Bytes still queued are flushed first.
-  const other = this === link.client ? link.upstream : link.client;
-  if (other.writableLength > 0) other.destroySoon();
-  else other.destroy();
-  if (this.writableLength > 0) this.destroySoon();
-  else this.destroy();
+  if (link.phase !== Phase.Relay) return;
+  // A FIN is passed on after the bytes queued for the other side; both sockets are half-open
+  // (allowHalfOpen), so the other direction keeps flowing until its own FIN or the grace deadline.
+  shut(this === link.client ? link.upstream : link.client);
+  if (link.list !== link.proxy.grace) link.proxy.grace.arm(link);
 }
 
 function onClientData(this: LinkedSocket, chunk: Buffer): void {
   const link = this[LINK]!;
-  if (link.closeSent) return; // the client's answer to our 1001 has nowhere to go
+  if (link.clientShut) return; // after our 1001, or with the pod gone: nowhere to go
   if (!link.upstream.write(chunk)) this.pause();
 }
 
@@ -282,6 +290,7 @@ function onUpstreamData(this: LinkedSocket, chunk: Buffer): void {
   switch (link.phase) {
     case Phase.Relay:
       if (link.closing) {
+        if (!link.cutPending) return; // the client is closed or has its 1001: drop what the pod still sends
         const cut = advance(link, chunk, true);
         if (cut >= 0) {
           if (cut > 0) client.write(chunk.subarray(0, cut));
@@ -312,7 +321,7 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
   const end = buf.indexOf(CRLFCRLF, link.head === undefined ? 0 : Math.max(0, link.head.length - 3));
   const proxy = link.proxy;
   if (end === -1) {
-    if (buf.length > proxy.opts.maxHeaderBytes) failHandshake(link, Resolved.UNREACHABLE);
+    if (buf.length > proxy.opts.maxHeaderBytes) failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.RESPONSE_TOO_LARGE);
     else link.head = buf;
     return;
   }
@@ -320,7 +329,7 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
   const status = buf.toString('latin1', 0, HTTP_PREFIX.length) === HTTP_PREFIX ? Number(buf.toString('latin1', 9, 12)) : NaN;
   link.head = undefined;
   if (!Number.isInteger(status)) {
-    failHandshake(link, Resolved.UNREACHABLE);
+    failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.INVALID_RESPONSE);
     return;
   }
   const client = link.client;
@@ -337,22 +346,23 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
       link.remaining = Number(m[1]) - bodyBytes;
       if (link.remaining <= 0) endPassthrough(link);
     }
-    proxy.settled();
     return;
   }
   link.phase = Phase.Relay;
-  proxy.disarm(link);
+  link.podId = link.requestId = link.target = undefined;
+  proxy.handshakes.disarm(link);
   proxy.active.add(link);
   proxy.opts.metrics.active(1);
   proxy.opts.metrics.handshake((performance.now() - link.t0) / 1000);
   // Frames the pod sent right behind its 101 (the welcome message) go out in the same write.
   if (buf.length > bodyStart) advance(link, buf.subarray(bodyStart), false);
   if (!client.write(buf)) up.pause();
+  if (proxy.shuttingDown) closeGoingAway(link);
 }
 
 function endPassthrough(link: Link): void {
   link.phase = Phase.Done;
-  link.proxy.disarm(link);
+  link.proxy.handshakes.disarm(link);
   endGracefully(link.client, undefined, CLOSE_GRACE_MS);
   link.upstream.destroy();
 }
@@ -360,54 +370,86 @@ function endPassthrough(link: Link): void {
 function onUpstreamClose(this: LinkedSocket): void {
   const link = this[LINK];
   if (!link) return;
-  if (link.phase === Phase.Handshake) failHandshake(link, Resolved.UNREACHABLE);
+  if (link.phase === Phase.Handshake) failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CLOSED);
   else if (link.phase === Phase.Passthrough) endPassthrough(link);
-  else if (link.phase === Phase.Relay && !link.closeSent) link.client.destroy();
+  else if (link.phase === Phase.Relay) {
+    // The pod is gone: the client gets what is queued for it, then a FIN; what it sends is dropped.
+    link.clientShut = true;
+    shut(link.client);
+    link.client.resume();
+    if (link.list !== link.proxy.grace) link.proxy.grace.arm(link);
+  } else link.proxy.grace.disarm(link); // Done: both sockets closed
 }
 
 function onClientClose(this: LinkedSocket): void {
   const link = this[LINK];
   if (!link) return;
   const proxy = link.proxy;
+  const up = link.upstream;
   if (link.phase === Phase.Handshake) {
     proxy.pending--;
     proxy.opts.metrics.upgrade(STATUS_CLIENT_CLOSED);
+    up.destroy();
   } else if (link.phase === Phase.Relay) {
     proxy.active.delete(link);
     proxy.opts.metrics.active(-1);
-    proxy.opts.metrics.bytes(this.bytesRead, this.bytesWritten);
-  }
+    countBytes(link);
+    // The pod gets what the client sent before leaving, then a FIN; what it still sends is dropped.
+    link.closing = true;
+    link.cutPending = false;
+    if (up.closed) proxy.grace.disarm(link);
+    else {
+      shut(up);
+      up.resume();
+      if (link.list !== proxy.grace) proxy.grace.arm(link);
+    }
+  } else up.destroy();
   link.phase = Phase.Done;
-  proxy.disarm(link);
-  link.upstream.destroy();
-  proxy.settled();
+  proxy.handshakes.disarm(link);
 }
 
-/** Answer the client with `err` (if it still listens) and tear both sockets down. */
-function failHandshake(link: Link, err: EdgeError): void {
+function countBytes(link: Link): void {
+  const c = link.client;
+  const read = c.bytesRead;
+  const written = c.bytesWritten;
+  link.proxy.opts.metrics.bytes(read - link.countedIn, written - link.countedOut);
+  if (read > link.countedIn) link.countedIn = read;
+  if (written > link.countedOut) link.countedOut = written;
+}
+
+/** Answer the client with `err` (if it still listens), log a 502/504 once, and tear both sockets down. */
+function failHandshake(link: Link, err: EdgeError, reason: UpstreamFailure | undefined, cause?: unknown): void {
   if (link.phase !== Phase.Handshake) return;
   link.phase = Phase.Done;
   const proxy = link.proxy;
-  proxy.disarm(link);
+  proxy.handshakes.disarm(link);
   proxy.pending--;
   proxy.opts.metrics.upgrade(err.status);
+  if (reason !== undefined) {
+    logUpstreamFailure(proxy.opts.logger, err, { podId: link.podId!, upstream: link.target!, requestId: link.requestId!, reason, err: cause });
+  }
   link.upstream.destroy();
   endGracefully(link.client, rawErrorResponse(err), CLOSE_GRACE_MS);
-  proxy.settled();
 }
 
 function closeGoingAway(link: Link): void {
-  if (link.phase !== Phase.Relay || link.closing) return;
+  if (!link.open) return;
   link.closing = true;
+  link.cutPending = true;
   if (atBoundary(link)) finishGoingAway(link);
   // Otherwise onUpstreamData cuts at the end of the frame in flight.
 }
 
 function finishGoingAway(link: Link): void {
   const { client, upstream } = link;
-  link.closeSent = true;
-  endGracefully(client, CLOSE_GOING_AWAY, CLOSE_GRACE_MS);
-  upstream.destroy();
+  link.cutPending = false;
+  link.clientShut = true;
+  // The client gets every byte queued for it, then the close frame and a FIN; its answer is read and dropped.
+  if (!client.destroyed && !client.writableEnded) client.end(CLOSE_GOING_AWAY);
+  client.resume();
+  shut(upstream);
+  upstream.resume();
+  link.proxy.grace.arm(link);
 }
 
 function destroyLink(link: Link): void {

@@ -12,8 +12,9 @@ import type { GatewayContext } from './context.js';
 import { buildUpstreamRequest, requestIdOf } from './handshake.js';
 import { UpgradeProxy } from './proxy.js';
 import { Answer, rawErrorResponse, writeRawError } from './respond.js';
-import { isUpstream, type Resolution } from './resolvers/resolver.js';
+import { isUpstream, Resolved, type Resolution } from './resolvers/resolver.js';
 import { routeOn, type Surface } from './surface.js';
+import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
 import type { EdgeError } from '../src/errors.js';
 
 const WEBSOCKET = 'websocket';
@@ -72,7 +73,7 @@ function refuse(ctx: GatewayContext, socket: Socket, err: EdgeError): void {
   writeRawError(socket, err, CLOSE_GRACE_MS);
 }
 
-/** Validate, resolve and hand an upgrade to the proxy. */
+/** Validate, resolve and hand an upgrade to the proxy. Never throws: whatever fails answers that one client. */
 export function onUpgrade(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer, surface: Surface = 'combined'): void {
   const t0 = performance.now();
   UpgradeProxy.adopt(socket);
@@ -88,19 +89,44 @@ export function onUpgrade(ctx: GatewayContext, req: http.IncomingMessage, socket
   if (ctx.draining) return refuse(ctx, socket, Answer.GATEWAY_DRAINING);
   if (ctx.proxy.size() >= ctx.maxConnections) return refuse(ctx, socket, Answer.OVERLOADED);
 
-  const resolution = ctx.resolver.resolve(route.podId);
-  if (resolution instanceof Promise) {
-    void resolution.then((r) => {
+  const { podId, query } = route;
+  const requestId = requestIdOf(req);
+  let resolution: Resolution | Promise<Resolution>;
+  try {
+    resolution = ctx.resolver.resolve(podId);
+    if (!(resolution instanceof Promise)) return connect(ctx, req, socket, head, podId, query, requestId, resolution, t0);
+  } catch (err) {
+    return unreachable(ctx, socket, podId, requestId, err);
+  }
+  resolution.then(
+    (r) => {
       if (socket.destroyed) return;
       if (ctx.draining) return refuse(ctx, socket, Answer.GATEWAY_DRAINING);
       if (ctx.proxy.size() >= ctx.maxConnections) return refuse(ctx, socket, Answer.OVERLOADED);
-      connect(ctx, req, socket, head, route.query, r, t0);
-    });
-  } else connect(ctx, req, socket, head, route.query, resolution, t0);
+      try {
+        connect(ctx, req, socket, head, podId, query, requestId, r, t0);
+      } catch (err) {
+        unreachable(ctx, socket, podId, requestId, err);
+      }
+    },
+    (err: unknown) => unreachable(ctx, socket, podId, requestId, err),
+  );
 }
 
-function connect(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer, query: string, r: Resolution, t0: number): void {
-  if (!isUpstream(r)) return refuse(ctx, socket, r);
-  const request = buildUpstreamRequest(req, query, r, requestIdOf(req));
-  ctx.proxy.forward(socket, head, r, request, t0);
+/** A resolver or connect path that threw: 502 upstream_unreachable for this client only, logged once. */
+function unreachable(ctx: GatewayContext, socket: Socket, podId: string, requestId: string, err: unknown): void {
+  logUpstreamFailure(ctx.logger, Resolved.UNREACHABLE, { podId, upstream: undefined, requestId, reason: UpstreamFailure.RESOLVE_FAILED, err });
+  if (!socket.destroyed) refuse(ctx, socket, Resolved.UNREACHABLE);
+}
+
+function connect(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer, podId: string, query: string, requestId: string, r: Resolution, t0: number): void {
+  if (!isUpstream(r)) {
+    // The resolver's own 502/504 (a failed or slow DNS lookup); its 404/503 answers are the client's business.
+    if (r.status === Resolved.UNREACHABLE.status || r.status === Resolved.TIMEOUT.status) {
+      logUpstreamFailure(ctx.logger, r, { podId, upstream: undefined, requestId, reason: UpstreamFailure.RESOLVE_FAILED });
+    }
+    return refuse(ctx, socket, r);
+  }
+  const request = buildUpstreamRequest(req, query, r, requestId);
+  ctx.proxy.forward(socket, head, r, request, t0, podId, requestId);
 }

@@ -7,11 +7,6 @@
  */
 export const OVERSIZE_READ_FACTOR = 2;
 
-/** The drain scheduler never wakes more often than this (notices due in the same tick go out as one batch). */
-export const DRAIN_TICK_MS = 20;
-/** At most this many notices per event-loop turn, so a zero-length window does not block the loop. */
-export const DRAIN_MAX_BATCH = 500;
-
 /** `retryAfterMs` of a reconnect notice: this floor plus a uniform random share of the jitter below. */
 export const RECONNECT_RETRY_MIN_MS = 250;
 export const RECONNECT_RETRY_JITTER_MS = 2000;

@@ -1,102 +1,12 @@
 /**
- * Paced drain: every connection open when the drain starts gets a reconnect notice and close 1012 at its own
- * moment in DRAIN_WINDOW_MS. The window is cut into one slot per connection and each notice falls at a
- * random point of its slot (stratified jitter): evenly spread on average, never a burst, never periodic.
- * Connections are taken in random order so clients that connected together do not leave together.
+ * The socket node's drain: the shared paced schedule (src/drain-schedule.ts) sends each connection a
+ * reconnect notice and close 1012; this file adds the notice's jittered `retryAfterMs`.
  */
-import { DRAIN_MAX_BATCH, DRAIN_TICK_MS, RECONNECT_RETRY_JITTER_MS, RECONNECT_RETRY_MIN_MS } from './constants.js';
+import { RECONNECT_RETRY_JITTER_MS, RECONNECT_RETRY_MIN_MS } from './constants.js';
 
-/** The answer of `/drain`. */
-export interface DrainResult {
-  /** Connections this drain sent a reconnect notice and close 1012. */
-  drained: number;
-  /** Connections still open when the drain answered (only after DRAIN_TIMEOUT_MS). */
-  remaining: number;
-}
-
-/** Offsets (ms from the drain start, ascending) of `n` notices spread over `windowMs`. */
-export function planDrain(n: number, windowMs: number, random: () => number = Math.random): Float64Array {
-  const plan = new Float64Array(n);
-  const slot = n > 0 ? windowMs / n : 0;
-  for (let i = 0; i < n; i++) plan[i] = (i + random()) * slot;
-  return plan;
-}
-
-/** Fisher–Yates shuffle in place. */
-export function shuffle<T>(items: T[], random: () => number = Math.random): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const tmp = items[i]!;
-    items[i] = items[j]!;
-    items[j] = tmp;
-  }
-  return items;
-}
+export { planDrain, runDrain, shuffle, type DrainResult, type DrainRun } from '../src/drain-schedule.js';
 
 /** The `retryAfterMs` of one notice: jittered, so even notices sent together do not reconnect together. */
 export function retryAfterMs(random: () => number = Math.random): number {
   return RECONNECT_RETRY_MIN_MS + Math.floor(random() * RECONNECT_RETRY_JITTER_MS);
-}
-
-/** Options of runDrain. */
-export interface DrainRun<T extends { readonly open: boolean }> {
-  /** The connections open at the start (shuffled in place). */
-  targets: T[];
-  windowMs: number;
-  timeoutMs: number;
-  /** Send the notice and close 1012. */
-  notify(target: T): void;
-  /** Open connections now (a counter, not a scan). */
-  openConnections(): number;
-  random?: () => number;
-  now?: () => number;
-}
-
-/** How often a drain whose notices all went out checks whether the last connections closed. */
-const SETTLE_POLL_MS = 250;
-
-/** Run the paced notices; resolves when no connection is left or at `timeoutMs`. Never rejects. */
-export function runDrain<T extends { readonly open: boolean }>(run: DrainRun<T>): Promise<DrainResult> {
-  const random = run.random ?? Math.random;
-  const now = run.now ?? performance.now.bind(performance);
-  const targets = shuffle(run.targets, random);
-  const plan = planDrain(targets.length, run.windowMs, random);
-  const start = now();
-  let next = 0;
-  let drained = 0;
-  let timer: NodeJS.Timeout | undefined;
-
-  return new Promise<DrainResult>((resolve) => {
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      clearTimeout(deadline);
-      resolve({ drained, remaining: run.openConnections() });
-    };
-    const deadline = setTimeout(finish, run.timeoutMs);
-
-    const tick = () => {
-      if (done) return;
-      const elapsed = now() - start;
-      let batch = 0;
-      while (next < targets.length && plan[next]! <= elapsed && batch < DRAIN_MAX_BATCH) {
-        const target = targets[next++]!;
-        if (!target.open) continue; // left by itself before its slot
-        try {
-          run.notify(target);
-        } catch {
-          /* a failed send must not stop the drain; the connection is closed by close() at the latest */
-        }
-        drained++;
-        batch++;
-      }
-      if (run.openConnections() === 0) return finish();
-      if (batch >= DRAIN_MAX_BATCH) timer = setTimeout(tick, 0);
-      else if (next < targets.length) timer = setTimeout(tick, Math.max(DRAIN_TICK_MS, plan[next]! - elapsed));
-      else timer = setTimeout(tick, SETTLE_POLL_MS);
-    };
-    tick();
-  });
 }

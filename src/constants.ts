@@ -55,3 +55,8 @@ export const Header = {
 
 /** The reason carried by a drain `reconnect` notice. */
 export const RECONNECT_REASON_DRAINING = 'draining';
+
+/** A paced drain (socket node or gateway) never wakes more often than this (notices due in the same tick go out as one batch). */
+export const DRAIN_TICK_MS = 20;
+/** At most this many notices per event-loop turn, so a zero-length window does not block the loop. */
+export const DRAIN_MAX_BATCH = 500;

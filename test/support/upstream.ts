@@ -78,7 +78,8 @@ export type RawBehaviour =
   | 'close-after-101' // answer 101, then close
   | 'half-close-after-101' // answer 101, then send FIN but keep reading
   | 'open-after-101' // answer 101 and stay open until the peer closes
-  | 'respond-503'; // answer 503 with a JSON body (a draining node)
+  | 'respond-503' // answer 503 with a JSON body (a draining node)
+  | 'send-then-end'; // answer 101, write `payload`, then FIN; a FIN from the peer does not stop it
 
 /** A raw TCP upstream with one behaviour; counts accepted and open connections. */
 export interface RawUpstream {
@@ -90,8 +91,8 @@ export interface RawUpstream {
 
 const RESPONSE_101 = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n';
 
-/** Start a raw upstream. */
-export async function startRawUpstream(behaviour: RawBehaviour): Promise<RawUpstream> {
+/** Start a raw upstream (`payload`: what 'send-then-end' sends after its 101). */
+export async function startRawUpstream(behaviour: RawBehaviour, payload: Buffer = Buffer.alloc(0)): Promise<RawUpstream> {
   let accepted = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
@@ -115,12 +116,15 @@ export async function startRawUpstream(behaviour: RawBehaviour): Promise<RawUpst
           return;
         }
         s.write(RESPONSE_101);
-        if (behaviour === 'close-after-101') s.destroy();
+        if (behaviour === 'send-then-end') s.end(payload);
+        else if (behaviour === 'close-after-101') s.destroy();
         else if (behaviour === 'half-close-after-101') s.end();
       }
     };
     s.on('data', onData);
-    s.on('end', () => s.destroy());
+    s.on('end', () => {
+      if (behaviour !== 'send-then-end') s.destroy();
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
