@@ -3,20 +3,23 @@
 #
 # Debian bookworm, not Alpine: the uWebSockets.js binary links against glibc (bookworm has 2.36).
 # Node 20 exactly: the uWebSockets.js package ships binaries per Node ABI (20 = ABI 115, no Node 22 build).
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Pinned by digest: a rebuild gets the same base, and a re-pushed tag cannot change it silently. To update
+# (a new Node 20 patch or Debian security fixes): `docker buildx imagetools inspect node:20-bookworm-slim`,
+# take the top-level "Digest:" (the multi-arch index, so amd64 and arm64 both resolve), replace it here,
+# rebuild and run the tests. `--build-arg NODE_IMAGE=...` overrides it for one build.
+ARG NODE_IMAGE=node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
 
 # --- build: install with devDependencies (the `prepare` script runs tsc into dist/), then drop them.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY tsconfig.json ./
-# Exactly the directories tsconfig.json compiles.
+# The directories tsconfig.json compiles, except examples/ (demo clients and a sample handler: not runtime code).
 COPY src ./src
 COPY app ./app
 COPY gateway ./gateway
 COPY socket ./socket
 COPY scaler ./scaler
-COPY examples ./examples
 RUN npm ci --no-audit --no-fund \
  && test -f dist/app/cli.js \
  && npm prune --omit=dev --no-audit --no-fund \

@@ -455,6 +455,11 @@ describe('helm chart helm/rtc-edge', () => {
       assert.equal(portOf(c, stop.port), Number(cm.data.ADMIN_PORT), `${name}: preStop port = admin port`);
       assert.equal(c.readinessProbe.httpGet.path, '/readyz');
       assert.equal(portOf(c, c.readinessProbe.httpGet.port), Number(cm.data.ADMIN_PORT));
+      // A NotReady pod is the first a scale-in removes: one slow GC pause must not flip it, a drain or retire must within the time the scaler waits.
+      const rp = c.readinessProbe;
+      assert.ok(rp.failureThreshold >= 2 && rp.timeoutSeconds >= 2, `${name}: one pause of 2 s must not make a socket pod NotReady (${JSON.stringify(rp)})`);
+      const flipS = rp.periodSeconds * rp.failureThreshold + rp.timeoutSeconds;
+      assert.ok(flipS * 2 <= Number(cm.data.SOCKET_NOT_READY_MAX_MS) / 1000 && flipS * 1000 <= Number(cm.data.DRAIN_WINDOW_MS), `${name}: NotReady within ${flipS} s must fit well inside SOCKET_NOT_READY_MAX_MS and DRAIN_WINDOW_MS`);
       assert.equal(c.livenessProbe.httpGet.path, '/healthz');
       assert.equal(portOf(c, c.livenessProbe.httpGet.port), Number(cm.data.ADMIN_PORT));
       assert.ok(pod.terminationGracePeriodSeconds >= Number(cm.data.DRAIN_TIMEOUT_MS) / 1000 + 30, `${name}: grace ${pod.terminationGracePeriodSeconds}`);
