@@ -9,7 +9,8 @@
  * admin port and pass DRAIN_URL, or set DRAIN=external and delete the pod (`kubectl delete pod`; its preStop
  * hook drains it) at DRAIN_AT.
  *
- * Variables: BASE_URL, ADMIN_URL (default BASE_URL), VUS=50 (clients, one connection each), DRAIN_AT=5s,
+ * Variables: BASE_URL, ADMIN_URL (default BASE_URL), POD (the pod to drain; default the first live one), VUS=50
+ * (clients, one connection each), DRAIN_AT=5s,
  * DRAIN_WINDOW_MS=5000 (the pods' DRAIN_WINDOW_MS; 5000 is dev's default), DRAIN_URL, DRAIN=admin|external,
  * SLACK_MS=2000 (assign and handshake time allowed on top), PING_MS=1000, JITTER=0.5, RETRY_MS=500, SUMMARY_JSON.
  */
@@ -30,6 +31,7 @@ const VUS = env.int('VUS', 50, 1, 1_000_000);
 const DRAIN_AT = env.duration('DRAIN_AT', '5s');
 const DRAIN_WINDOW_MS = env.int('DRAIN_WINDOW_MS', 5000, 0, 3_600_000);
 const DRAIN_URL = env.str('DRAIN_URL', '');
+const POD = env.str('POD', '');
 const DRAIN = env.str('DRAIN', 'admin');
 const SLACK_MS = env.int('SLACK_MS', 2000, 0, 600_000);
 const PING_MS = env.int('PING_MS', 1000, 0, 3_600_000);
@@ -76,7 +78,8 @@ export function setup(): Target {
   if (res.status !== 200) throw new Error(`${ADMIN_URL}/api/pods answered ${res.status || res.error}: set ADMIN_URL to the gateway's admin port (GATEWAY_ADMIN_PORT)`);
   const list = ((res.json() as { pods?: Array<{ podId: string; ip: string; adminPort?: number | null; draining: boolean }> }).pods ?? []).filter((p) => !p.draining);
   if (list.length < 2) throw new Error(`drain-reconnect needs at least 2 live pods to re-home to, /api/pods lists ${list.length}`);
-  const pod = list[0];
+  const pod = POD ? list.find((p) => p.podId === POD) : list[0];
+  if (!pod) throw new Error(`POD=${POD} is not a live, non-draining pod in /api/pods (${list.map((p) => p.podId).join(', ')})`);
   let drainUrl = DRAIN_URL;
   if (!drainUrl && DRAIN === 'admin') {
     if (!pod.adminPort) throw new Error(`/api/pods gives no adminPort for ${pod.podId}: pass DRAIN_URL (e.g. a port-forward of its admin port) or DRAIN=external`);
@@ -131,9 +134,9 @@ export function client(target: Target): void {
 }
 
 /** Console figures and the JSON summary (SUMMARY_JSON). */
-export function handleSummary(data: SummaryData): Record<string, string> {
+export function handleSummary(data: SummaryData & { setup_data?: Target }): Record<string, string> {
   const ok = data.metrics.rehomed_in_time?.values;
-  const lines = [`re-homed in time: ${ok ? `${ok.passes} of ${ok.passes + ok.fails}` : 'no client reported'}`];
+  const lines = [`drained pod: ${data.setup_data?.podId ?? 'unknown'}`, `re-homed in time: ${ok ? `${ok.passes} of ${ok.passes + ok.fails}` : 'no client reported'}`];
   const text = consoleText(`drain-reconnect against ${BASE_URL}`, data, ['rehomed_in_time', 'rehome_after_drain', 'rehome_time', 'reconnects', 'drained_connections', 'ws_connect_success', 'lost_messages', 'lost_messages{during:steady}', 'ws_unexpected_closes', 'checks', 'ping_rtt'], lines);
   return summaryOutputs(text, data, SUMMARY_JSON);
 }

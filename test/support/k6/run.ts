@@ -230,7 +230,8 @@ class Runner {
         if (r.error) process.stderr.write(`teardown() failed: ${r.error}\n`);
       }
       const failed = evaluate(this.thresholds, this.store, durationMs);
-      const summary = summaryData(this.store, this.thresholds, this.checks, durationMs, options.summaryTrendStats);
+      // k6 adds what setup() returned as `setup_data`.
+      const summary = { ...summaryData(this.store, this.thresholds, this.checks, durationMs, options.summaryTrendStats), ...(hasFn('setup') ? { setup_data: data } : {}) };
       if (hasFn('handleSummary')) {
         const r = await control.call('handleSummary', summary);
         if (r.error) process.stderr.write(`handleSummary() failed: ${r.error}\n${plainSummary(summary)}`);
