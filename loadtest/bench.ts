@@ -11,7 +11,7 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const artifact = (name: string) => path.join(root, 'artifacts', `bench-${name}.json`);
-const BENCHES = ['socket', 'gateway', 'scaler'] as const;
+const BENCHES = ['socket', 'gateway', 'scaler', 'k6'] as const;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -96,7 +96,30 @@ export function scalerSection(s: Json): string[] {
   return out;
 }
 
-/** Render BENCHMARKS.md from the three artifacts. */
+/** The k6 scripts' figures (bench:k6, through the test-only k6 runtime), each with the command a user runs. */
+export function k6Section(k: Json): string[] {
+  const st = k.storm ?? {};
+  const sc = k.scale ?? {};
+  const load = k.loadAverage ? ` Load average ${k.loadAverage.before} → ${k.loadAverage.after} on ${k.loadAverage.cpus} cores (shared machine).` : '';
+  return [
+    '### k6 scripts (`npm run bench:k6`: loadtest/k6 through the test-only k6 runtime against `rtc-edge dev`)',
+    '',
+    `k6 itself is never run here; ${k.runtime ?? 'the test-only runtime'} stands in, so these figures include its overhead.${load} The last column is the same run with your own k6.`,
+    '',
+    '| figure | value | equivalent k6 command |',
+    '|---|---|---|',
+    `| connect-storm through the gateway: connections, burst | ${st.connected ?? 'n/a'}/${st.connections ?? 'n/a'} in ${fmt(st.burstSeconds)} s | \`${k.stormCommand ?? ''}\` |`,
+    `| connect-storm: connects per second | ${fmt(st.connectsPerSecond, 0)} | same |`,
+    `| connect-storm: handshake p95 / p99 (ms) | ${fmt(st.handshakeP95Ms)} / ${fmt(st.handshakeP99Ms)} | same (exit ${k.stormExit ?? 'n/a'}) |`,
+    `| scale-out-in in dev: pods base → peak | ${sc.basePods ?? 'n/a'} → ${sc.peakPods ?? 'n/a'} | \`${k.scaleCommand ?? ''}\` |`,
+    `| scale-out-in: first new pod after the start (s) | ${fmt(sc.scaleOutS)} | same |`,
+    `| scale-out-in: back to the minimum after the clients left (s) | ${fmt(sc.scaleInS)} (SCALE_IN_STABILIZATION_MS 30 s + DRAIN_WINDOW_MS 5 s in dev) | same (exit ${k.scaleExit ?? 'n/a'}) |`,
+    `| scale-out-in: ping p95 (ms), connect success, re-assigns | ${fmt(sc.pingP95Ms)}, ${fmt(sc.connectSuccess, 4)}, ${sc.reconnects ?? 'n/a'} | same |`,
+    '',
+  ];
+}
+
+/** Render BENCHMARKS.md from the artifacts. */
 export function render(data: Partial<Record<(typeof BENCHES)[number], Json>>, now = new Date()): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const lines = [
@@ -109,6 +132,7 @@ export function render(data: Partial<Record<(typeof BENCHES)[number], Json>>, no
   if (data.socket) lines.push(...socketSection(data.socket));
   if (data.gateway) lines.push(...gatewaySection(data.gateway));
   if (data.scaler) lines.push(...scalerSection(data.scaler));
+  if (data.k6) lines.push(...k6Section(data.k6));
   for (const b of BENCHES) if (!data[b]) lines.push(`_bench:${b}: no result (artifacts/bench-${b}.json missing)._`, '');
   return lines.join('\n');
 }
