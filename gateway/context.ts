@@ -1,5 +1,6 @@
 /** What the gateway's request handlers share. */
 import type { Logger } from 'pino';
+import type { CidrMatcher } from '../src/cidr.js';
 import type { Config } from '../src/config.js';
 import type { Registry } from '../src/registry/registry.js';
 import type { Assigner } from './assign.js';
@@ -20,6 +21,8 @@ export interface GatewayContext {
   readonly metrics: GatewayMetrics;
   /** Proxied + in-flight connections allowed (GATEWAY_MAX_CONNECTIONS, lowered to fit the descriptor limit). */
   readonly maxConnections: number;
+  /** GATEWAY_TRUSTED_PROXIES: peers whose forwarding headers are extended rather than replaced. */
+  readonly trustedProxies: CidrMatcher;
   /** Set by close(): readiness fails and new upgrades get 503 gateway_draining. */
   draining: boolean;
 }

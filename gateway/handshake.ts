@@ -1,11 +1,15 @@
 /**
  * The handshake head sent to a pod. The request line is always `GET /ws/connect[?query] HTTP/1.1`
  * (never a client-supplied path); end-to-end headers (Sec-WebSocket-*, Origin, Cookie, ...) pass
- * through, hop-by-hop ones are dropped, X-Forwarded-* and X-Request-Id are set.
+ * through, hop-by-hop ones are dropped, X-Forwarded-* and X-Request-Id are set. Forwarding headers
+ * follow src/forwarded.ts: only a peer in GATEWAY_TRUSTED_PROXIES has its chain extended and its
+ * `Forwarded`/`X-Real-IP` passed on; anyone else's are replaced or removed.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { CidrMatcher } from '../src/cidr.js';
 import { Header, SOCKET_PATH } from '../src/constants.js';
+import { forwardedHeaders } from '../src/forwarded.js';
 import { MAX_REQUEST_ID_LENGTH } from './constants.js';
 import type { Upstream } from './resolvers/resolver.js';
 
@@ -13,10 +17,18 @@ import type { Upstream } from './resolvers/resolver.js';
 const DROPPED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings',
   'proxy-authorization', 'proxy-authenticate', 'host', 'content-length',
-  Header.FORWARDED_FOR, Header.FORWARDED_PROTO, 'x-forwarded-host', Header.REQUEST_ID,
+  Header.FORWARDED_FOR, Header.FORWARDED_PROTO, Header.FORWARDED_HOST, Header.REQUEST_ID,
 ]);
+/** Claims about the client that only a trusted proxy may make. */
+const FROM_TRUSTED_ONLY = new Set(['forwarded', 'x-real-ip']);
 const REQUEST_ID = /^[A-Za-z0-9._:-]+$/;
-const IPV4_MAPPED = '::ffff:';
+/** The gateway listens without TLS: the connection's own protocol. */
+const CONNECTION_PROTO = 'http';
+
+/** A header Node may hand over as a list: only a single value counts. */
+function single(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
 
 /** The client's X-Request-Id when it is a short token, else a fresh UUID. */
 export function requestIdOf(req: IncomingMessage): string {
@@ -24,14 +36,8 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && given.length <= MAX_REQUEST_ID_LENGTH && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-/** Peer address without the IPv4-mapped IPv6 prefix. */
-export function clientAddress(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith(IPV4_MAPPED) ? a.slice(IPV4_MAPPED.length) : a;
-}
-
 /** Build the upstream handshake head (latin1; header values were validated by Node's parser). */
-export function buildUpstreamRequest(req: IncomingMessage, query: string, upstream: Upstream, requestId: string): string {
+export function buildUpstreamRequest(req: IncomingMessage, query: string, upstream: Upstream, requestId: string, trusted: CidrMatcher): string {
   const host = upstream.host.includes(':') ? `[${upstream.host}]:${upstream.port}` : `${upstream.host}:${upstream.port}`;
   let out = `GET ${SOCKET_PATH}${query.length > 0 ? `?${query}` : ''} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`;
 
@@ -41,20 +47,20 @@ export function buildUpstreamRequest(req: IncomingMessage, query: string, upstre
   if (connection !== undefined && connection.length > 'upgrade'.length) {
     named = new Set(connection.toLowerCase().split(',').map((t) => t.trim()));
   }
+  const h = req.headers;
+  const fwd = forwardedHeaders(req.socket.remoteAddress ?? '', single(h[Header.FORWARDED_FOR]), single(h[Header.FORWARDED_PROTO]), CONNECTION_PROTO, trusted);
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (DROPPED.has(lower) || named?.has(lower)) continue;
+    if (DROPPED.has(lower) || named?.has(lower) || (!fwd.trusted && FROM_TRUSTED_ONLY.has(lower))) continue;
     out += `${name}: ${raw[i + 1]}\r\n`;
   }
 
-  const peer = clientAddress(req);
-  const prior = req.headers[Header.FORWARDED_FOR];
-  const proto = req.headers[Header.FORWARDED_PROTO];
-  out += `X-Forwarded-For: ${prior ? `${prior}, ${peer}` : peer}\r\n`;
-  out += `X-Forwarded-Proto: ${proto === 'https' || proto === 'http' ? proto : 'http'}\r\n`;
-  if (req.headers.host) out += `X-Forwarded-Host: ${req.headers.host}\r\n`;
+  out += `X-Forwarded-For: ${fwd.forwardedFor}\r\n`;
+  out += `X-Forwarded-Proto: ${fwd.forwardedProto}\r\n`;
+  const forwardedHost = (fwd.trusted ? single(h[Header.FORWARDED_HOST]) : undefined) ?? h.host;
+  if (forwardedHost) out += `X-Forwarded-Host: ${forwardedHost}\r\n`;
   out += `X-Request-Id: ${requestId}\r\n\r\n`;
   return out;
 }

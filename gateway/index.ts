@@ -7,6 +7,7 @@ import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { createCidrMatcher } from '../src/cidr.js';
 import type { Config } from '../src/config.js';
 import { createMetricsRegistry } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
@@ -97,7 +98,7 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
     logger.warn({ configured: config.gatewayMaxConnections, fdLimit: limit, maxConnections }, 'GATEWAY_MAX_CONNECTIONS lowered to fit the file descriptor limit (two per proxied connection)');
   }
   const proxy = (proxyRef = new UpgradeProxy({ upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxHeaderBytes: config.gatewayMaxHeaderBytes, metrics, logger }));
-  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, draining: false };
+  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, trustedProxies: createCidrMatcher(config.gatewayTrustedProxies), draining: false };
   const single = deps.singlePort === true;
   const server = createGatewayServer(ctx, single ? 'combined' : 'client');
   const admin = single ? undefined : createGatewayServer(ctx, 'admin');

@@ -127,6 +127,6 @@ function connect(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket,
     }
     return refuse(ctx, socket, r);
   }
-  const request = buildUpstreamRequest(req, query, r, requestId);
+  const request = buildUpstreamRequest(req, query, r, requestId, ctx.trustedProxies);
   ctx.proxy.forward(socket, head, r, request, t0, podId, requestId);
 }

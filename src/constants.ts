@@ -50,6 +50,7 @@ export const Header = {
   REQUEST_ID: 'x-request-id',
   FORWARDED_FOR: 'x-forwarded-for',
   FORWARDED_PROTO: 'x-forwarded-proto',
+  FORWARDED_HOST: 'x-forwarded-host',
   RETRY_AFTER: 'retry-after',
 } as const;
 

@@ -11,6 +11,7 @@ import { FD_RESERVE } from '../gateway/constants.js';
 import { renderTemplate } from '../gateway/resolvers/dns.js';
 import { indexSlices, pickPort } from '../gateway/resolvers/endpointslices.js';
 import { isUpstream, Resolved } from '../gateway/resolvers/resolver.js';
+import { createCidrMatcher } from '../src/cidr.js';
 import { pod } from './support/upstream.js';
 import { mulberry32 } from './support/random.js';
 
@@ -187,7 +188,8 @@ test('handshake head: fixed path, end-to-end headers kept, hop-by-hop dropped, X
     'X-Forwarded-For', '1.1.1.1', 'X-Forwarded-Proto', 'https', 'Keep-Alive', '5', 'TE', 'trailers', 'Proxy-Authorization', 'x',
     'Content-Length', '0', 'X-Request-Id', 'abc-123',
   ]);
-  const head = buildUpstreamRequest(req, 'a=1', { host: '10.0.0.7', port: 8080 }, requestIdOf(req));
+  // The peer 10.1.2.3 is a trusted proxy here: its chain is extended (src/forwarded.test.ts has the untrusted side).
+  const head = buildUpstreamRequest(req, 'a=1', { host: '10.0.0.7', port: 8080 }, requestIdOf(req), createCidrMatcher(['10.0.0.0/8']));
   const lines = head.split('\r\n');
   assert.equal(lines[0], 'GET /ws/connect?a=1 HTTP/1.1');
   assert.ok(head.endsWith('\r\n\r\n'));
@@ -214,7 +216,7 @@ test('handshake head: fixed path, end-to-end headers kept, hop-by-hop dropped, X
   assert.equal(lines.filter((l) => /^connection:/i.test(l)).length, 1);
 
   const odd = fakeReq(['Host', 'h', 'X-Request-Id', 'bad id\twith space', 'X-Forwarded-Proto', 'gopher'], '127.0.0.1');
-  const head2 = buildUpstreamRequest(odd, '', { host: 'fd00::1', port: 9 }, requestIdOf(odd));
+  const head2 = buildUpstreamRequest(odd, '', { host: 'fd00::1', port: 9 }, requestIdOf(odd), createCidrMatcher([]));
   assert.match(head2, /^GET \/ws\/connect HTTP\/1\.1\r\nHost: \[fd00::1\]:9\r\n/);
   assert.match(head2, /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
   assert.match(head2, /\r\nX-Forwarded-Proto: http\r\n/);
