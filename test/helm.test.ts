@@ -8,14 +8,13 @@
  */
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { parseAllDocuments, parseDocument, isMap, isScalar, isPair, type YAMLMap } from 'yaml';
+import { parseDocument, isMap, isScalar, isPair, type YAMLMap } from 'yaml';
 import ts from 'typescript';
 import * as k8s from '@kubernetes/client-node';
 import { Deployment } from 'kubernetes-models/apps/v1';
@@ -23,6 +22,7 @@ import { ConfigMap, Pod, Secret, Service, ServiceAccount } from 'kubernetes-mode
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { DEFAULTS, loadConfig, type Role as EdgeRole } from '../src/config.js';
 import { DNS1123_LABEL } from '../src/constants.js';
 import { parseRedisUrl } from '../src/registry/redis-url.js';
@@ -30,43 +30,15 @@ import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry } from '../src/registry/index.js';
 import { parseApiPath, rbacVerbsUsed, startFakeKubernetes, type ApiPermission, type RecordedRequest } from './support/fake-k8s.js';
 import { runRecordedScalerSession } from './support/scaler-session.js';
+import { CHART, HELM_KUBE_VERSION as KUBE_VERSION, ROOT, helm, renderChart, type Obj } from './support/helm.js';
 import { start as startScaler } from '../scaler/index.js';
 import { createResolver, isUpstream } from '../gateway/resolvers/index.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const CHART = path.join(ROOT, 'helm/rtc-edge');
 const NAMESPACE = 'rtc';
 const RELEASE = 'rtc-edge';
-/** `go install` builds of helm default to Kubernetes v1.20 capabilities; render for a current cluster. */
-const KUBE_VERSION = '1.30.0';
-
-function goBin(): string {
-  try {
-    return path.join(execFileSync('go', ['env', 'GOPATH'], { encoding: 'utf8' }).trim(), 'bin');
-  } catch {
-    return path.join(process.env.HOME ?? '/root', 'go', 'bin');
-  }
-}
-const ENV = { ...process.env, PATH: `${goBin()}:${process.env.PATH}` };
-
-function helm(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('helm', args, { cwd: ROOT, env: ENV, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (r.error) throw new Error(`cannot run helm (${r.error.message}): run scripts/setup.sh, which builds it with go install`);
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-// Rendered objects are plain YAML data; this is the little structure the assertions read.
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 
 function render(files: string[], sets: string[] = []): { status: number | null; objects: Obj[]; stderr: string } {
-  const r = helm(['template', RELEASE, CHART, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, ...files.flatMap((f) => ['-f', f]), ...sets.flatMap((s) => ['--set', s])]);
-  if (r.status !== 0) return { status: r.status, objects: [], stderr: r.stderr };
-  const objects = parseAllDocuments(r.stdout).map((d) => {
-    assert.equal(d.errors.length, 0, String(d.errors[0]));
-    return d.toJS() as Obj | null;
-  }).filter((o): o is Obj => o !== null);
-  return { status: 0, objects, stderr: r.stderr };
+  return renderChart(RELEASE, NAMESPACE, files, sets);
 }
 
 const VARIANTS: { name: string; files: string[] }[] = [
@@ -88,7 +60,11 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'networking.k8s.io/v1/Ingress': Ingress,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': ValidatingAdmissionPolicy,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': ValidatingAdmissionPolicyBinding,
 };
+/** Kinds without a namespace. */
+const CLUSTER_SCOPED = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
 
 type AttrMap = { baseName: string; type: string }[];
 const k8sModels = k8s as unknown as Record<string, { getAttributeTypeMap?: () => AttrMap } | undefined>;
@@ -399,7 +375,7 @@ describe('helm chart helm/rtc-edge', () => {
         const problems: string[] = [];
         unknownFields(o, `V1${o.kind}`, o.kind, problems);
         assert.deepEqual(problems, [], where);
-        assert.equal(o.metadata.namespace, NAMESPACE, `${where}: namespace`);
+        assert.equal(o.metadata.namespace, CLUSTER_SCOPED.has(o.kind) ? undefined : NAMESPACE, `${where}: namespace`);
         assert.match(o.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, where);
         const key = `${o.kind}/${o.metadata.name}`;
         assert.ok(!seen.has(key), `${where}: rendered twice`);
