@@ -64,3 +64,10 @@ export function buildUpstreamRequest(req: IncomingMessage, query: string, upstre
   out += `X-Request-Id: ${requestId}\r\n\r\n`;
   return out;
 }
+
+/** Header lines of a request head built by buildUpstreamRequest (every line but the request line and the blank one). */
+export function headerLines(head: string): number {
+  let n = -2;
+  for (let at = head.indexOf('\r\n'); at !== -1; at = head.indexOf('\r\n', at + 2)) n++;
+  return n;
+}

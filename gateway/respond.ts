@@ -1,6 +1,6 @@
 /** The gateway's coded answers, and writing them as raw bytes on the socket for upgrades (plain requests use src/http.ts). */
 import type { Socket } from 'node:net';
-import { Header } from '../src/constants.js';
+import { Header, POD_MAX_HEADER_LINES } from '../src/constants.js';
 import { edgeError, type EdgeError } from '../src/errors.js';
 import { errorReply, rawResponse } from '../src/http.js';
 import { RETRY_AFTER_S } from './constants.js';
@@ -18,6 +18,7 @@ export const Answer = {
   METHOD_NOT_ALLOWED: edgeError('EDGE_ERR_METHOD_NOT_ALLOWED'),
   UPGRADE_REQUIRED: edgeError('EDGE_ERR_UPGRADE_REQUIRED', undefined, { headers: { upgrade: 'websocket', connection: 'Upgrade' } }),
   HEADERS_TOO_LARGE: edgeError('EDGE_ERR_HEADERS_TOO_LARGE'),
+  HEAD_TOO_LARGE_FOR_POD: edgeError('EDGE_ERR_HEADERS_TOO_LARGE', `request head too large for the socket pod: at most GATEWAY_MAX_HEADER_BYTES and ${POD_MAX_HEADER_LINES} header lines as forwarded`),
   REQUEST_TIMEOUT: edgeError('EDGE_ERR_REQUEST_TIMEOUT'),
   OVERLOADED: edgeError('EDGE_ERR_GATEWAY_OVERLOADED', undefined, retryAfter),
   GATEWAY_DRAINING: edgeError('EDGE_ERR_GATEWAY_DRAINING', undefined, retryAfter),

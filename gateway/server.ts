@@ -9,12 +9,13 @@ import { performance } from 'node:perf_hooks';
 import { handleRequest } from './api.js';
 import { CLOSE_GRACE_MS, CONNECTIONS_CHECK_INTERVAL_MS, FD_RESERVE, KEEP_ALIVE_TIMEOUT_MS, LOG_REPEAT_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
-import { buildUpstreamRequest, requestIdOf } from './handshake.js';
+import { buildUpstreamRequest, headerLines, requestIdOf } from './handshake.js';
 import { UpgradeProxy } from './proxy.js';
 import { Answer, rawErrorResponse, writeRawError } from './respond.js';
 import { isUpstream, Resolved, type Resolution } from './resolvers/resolver.js';
 import { routeOn, type Surface } from './surface.js';
 import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
+import { POD_MAX_HEADER_LINES } from '../src/constants.js';
 import type { EdgeError } from '../src/errors.js';
 
 const WEBSOCKET = 'websocket';
@@ -128,5 +129,7 @@ function connect(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket,
     return refuse(ctx, socket, r);
   }
   const request = buildUpstreamRequest(req, query, r, requestId, ctx.trustedProxies);
+  // The pod's uWebSockets.js drops a longer head, and hangs on more lines: answer for it, without blaming it.
+  if (request.length > ctx.config.gatewayMaxHeaderBytes || headerLines(request) > POD_MAX_HEADER_LINES) return refuse(ctx, socket, Answer.HEAD_TOO_LARGE_FOR_POD);
   ctx.proxy.forward(socket, head, r, request, t0, podId, requestId);
 }

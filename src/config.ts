@@ -1,7 +1,7 @@
 /** Every environment variable of rtc-edge, parsed, typed and validated in one place. */
 import os from 'node:os';
 import net from 'node:net';
-import { DNS1123_LABEL, DNS1123_SUBDOMAIN, DEFAULT_REDIS_PREFIX } from './constants.js';
+import { DNS1123_LABEL, DNS1123_SUBDOMAIN, DEFAULT_REDIS_PREFIX, POD_MAX_HEAD_BYTES } from './constants.js';
 import { parseRedisUrl } from './registry/redis-url.js';
 import { parseCidrList } from './cidr.js';
 
@@ -73,7 +73,7 @@ export const DEFAULTS = {
   GATEWAY_UPSTREAM_TIMEOUT_MS: '5000',
   GATEWAY_HANDSHAKE_TIMEOUT_MS: '10000',
   GATEWAY_MAX_CONNECTIONS: '9500',
-  GATEWAY_MAX_HEADER_BYTES: '16384',
+  GATEWAY_MAX_HEADER_BYTES: String(POD_MAX_HEAD_BYTES),
   GATEWAY_DRAIN_MS: '10000',
   GATEWAY_REGISTRY_STALE_MS: '30000',
   GATEWAY_ASSIGN_STRATEGY: 'spread',
@@ -207,7 +207,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     gatewayUpstreamTimeoutMs: read('GATEWAY_UPSTREAM_TIMEOUT_MS', int(1, 600_000)),
     gatewayHandshakeTimeoutMs: read('GATEWAY_HANDSHAKE_TIMEOUT_MS', int(100, 600_000)),
     gatewayMaxConnections: read('GATEWAY_MAX_CONNECTIONS', int(1, 1_000_000)),
-    gatewayMaxHeaderBytes: read('GATEWAY_MAX_HEADER_BYTES', int(1024, 1_048_576)),
+    gatewayMaxHeaderBytes: read('GATEWAY_MAX_HEADER_BYTES', int(1024, POD_MAX_HEAD_BYTES)),
     gatewayDrainMs: read('GATEWAY_DRAIN_MS', int(0, 3_600_000)),
     gatewayRegistryStaleMs: read('GATEWAY_REGISTRY_STALE_MS', int(0, 3_600_000)),
     gatewayAssignStrategy: read('GATEWAY_ASSIGN_STRATEGY', oneOf<AssignStrategyKind>('spread', 'pack')),

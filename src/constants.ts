@@ -61,3 +61,12 @@ export const RECONNECT_REASON_DRAINING = 'draining';
 export const DRAIN_TICK_MS = 20;
 /** At most this many notices per event-loop turn, so a zero-length window does not block the loop. */
 export const DRAIN_MAX_BATCH = 500;
+
+/**
+ * Largest request head the pinned uWebSockets.js build accepts when the head arrives in more than one TCP
+ * segment (it buffers at most this much between reads; in one read it takes up to ~125 KiB, which loopback
+ * shows and real networks do not). Measured by `node --import tsx loadtest/uws-head-limits.ts`.
+ */
+export const POD_MAX_HEAD_BYTES = 4096;
+/** Most header lines (besides the request line) that build accepts; with one more it neither answers nor closes. Same script. */
+export const POD_MAX_HEADER_LINES = 48;
