@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createCidrMatcher } from '../src/cidr.js';
 import type { Config } from '../src/config.js';
-import { createMetricsRegistry } from '../src/metrics.js';
+import { createMetricsRegistry, registerRegistryMetrics } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { createAssigner } from './assign.js';
@@ -92,6 +92,7 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   // Process metrics only when the gateway owns its process (CLI); embedded gateways leave them to the host.
   let proxyRef: UpgradeProxy | undefined;
   const metrics = createGatewayMetrics(createMetricsRegistry('gateway', ownsRegistry), () => VIEW_STATE_VALUE[view.state()], () => proxyRef?.countLiveBytes());
+  registerRegistryMetrics(metrics.registry, registry);
   const limit = fdLimit();
   const maxConnections = effectiveMaxConnections(config.gatewayMaxConnections, limit);
   if (maxConnections < config.gatewayMaxConnections) {

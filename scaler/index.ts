@@ -5,7 +5,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../src/config.js';
-import { createMetricsRegistry, type MetricsRegistry } from '../src/metrics.js';
+import { createMetricsRegistry, registerRegistryMetrics, type MetricsRegistry } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
 import type { Registry } from '../src/registry/registry.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
@@ -69,6 +69,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
   const ownsRegistry = !deps.registry;
   const registry: Registry = deps.registry ?? createRegistry(config, logger);
   const metricsRegistry = deps.metricsRegistry ?? createMetricsRegistry('scaler', ownsRegistry);
+  registerRegistryMetrics(metricsRegistry, registry);
   const metrics = createScalerMetrics(metricsRegistry);
   const cfg: PolicyConfig = {
     minReplicas: config.socketMinReplicas,

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../src/config.js';
 import { CloseCode } from '../src/constants.js';
-import { createMetricsRegistry } from '../src/metrics.js';
+import { createMetricsRegistry, registerRegistryMetrics } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
 import { settledWithin, type PodRecord, type RegistryStatus } from '../src/registry/registry.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
@@ -66,6 +66,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   let heartbeat: Heartbeat | undefined;
   // Process metrics only when the node owns its process (CLI); embedded nodes (dev, tests) leave them to the host.
   const metricsRegistry = createMetricsRegistry('socket', ownsRegistry);
+  registerRegistryMetrics(metricsRegistry, registry);
   const metrics = createSocketMetrics(metricsRegistry, {
     connections,
     draining: () => state.draining,

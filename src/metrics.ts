@@ -14,3 +14,16 @@ export function createMetricsRegistry(role: string, withProcessMetrics = true): 
 
 /** Content type of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = client.Registry.PROMETHEUS_CONTENT_TYPE;
+
+/** `rtc_registry_invalid_records_total` on `metrics`, read from the registry's own count at scrape time. */
+export function registerRegistryMetrics(metrics: client.Registry, registry: { invalidRecords(): number }): void {
+  new client.Counter({
+    name: 'rtc_registry_invalid_records_total',
+    help: 'Registry records skipped on read because they failed validation (each skipped read counts; the log names each pod id once)',
+    registers: [metrics],
+    collect() {
+      this.reset();
+      this.inc(registry.invalidRecords());
+    },
+  });
+}

@@ -8,9 +8,10 @@ import type { Registry } from './registry.js';
 export * from './registry.js';
 export { createMemoryRegistry } from './memory.js';
 export { createRedisRegistry } from './redis.js';
+export { checkPodRecord, MAX_RECORD_BYTES } from './record.js';
 
 /** Pick the backend from config. */
 export function createRegistry(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, logger?: Logger): Registry {
   if (config.redisUrl) return createRedisRegistry({ url: config.redisUrl, prefix: config.redisPrefix, ...(logger ? { logger } : {}) });
-  return createMemoryRegistry();
+  return createMemoryRegistry(logger ? { logger } : {});
 }

@@ -1,11 +1,16 @@
 /** In-process registry for `dev` and single-process tests: liveness by timestamps. */
 import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
 import { RECENT_EVENTS_DEFAULT_LIMIT } from '../constants.js';
+import { checkPodRecord, createRecordGuard, type RecordSource } from './record.js';
 import { EVENT_LOG_LENGTH, isLive, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
-/** Create a memory registry. `now` is injectable for tests. */
-export function createMemoryRegistry(opts: { now?: () => number } = {}): Registry {
+/** Create a memory registry. `now` is injectable for tests; `logger` gets the invalid-record lines. */
+export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger } = {}): Registry {
   const now = opts.now ?? Date.now;
+  // Records come from this process, but every reader applies the same checks whatever the backend.
+  const guard = createRecordGuard(opts.logger);
+  const valid = (p: PodRecord, id: string, source: RecordSource) => guard.accept(checkPodRecord(p, id), id, source);
   const pods = new Map<string, PodRecord>();
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
@@ -29,7 +34,8 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
     async heartbeat(pod) {
       const rec = { ...pod };
       pods.set(pod.podId, rec);
-      emit({ type: 'upsert', pod: withCordon(rec) });
+      const checked = valid(rec, pod.podId, 'change');
+      if (checked) emit({ type: 'upsert', pod: withCordon(checked) });
     },
     async remove(podId) {
       if (pods.delete(podId)) emit({ type: 'remove', podId });
@@ -37,13 +43,15 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
     async list() {
       const out: PodRecord[] = [];
       for (const [id, p] of pods) {
-        if (live(p)) out.push(withCordon(p));
+        const checked = valid(p, id, 'list');
+        if (checked && live(checked)) out.push(withCordon(checked));
         else pods.delete(id);
       }
       return out;
     },
     async get(podId) {
-      const p = live(pods.get(podId));
+      const stored = pods.get(podId);
+      const p = stored && live(valid(stored, podId, 'get'));
       return p ? withCordon(p) : undefined;
     },
     async cordon(podId, mark, ttlMs) {
@@ -75,6 +83,7 @@ export function createMemoryRegistry(opts: { now?: () => number } = {}): Registr
     async recentEvents(limit = RECENT_EVENTS_DEFAULT_LIMIT) {
       return events.slice(0, limit).map((e) => ({ ...e }));
     },
+    invalidRecords: () => guard.invalidTotal(),
     status: () => state,
     onStatus(listener) {
       bus.on('status', listener);

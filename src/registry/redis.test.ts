@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { startRedis, type RedisServer } from '../../test/support/redis.js';
+import { hostileRecords, writeHostileRecords } from '../../test/support/hostile-records.js';
+import { captureLogs } from '../../test/support/logs.js';
 import { createRedisRegistry, reconnectDelay } from './redis.js';
 import { parseRedisUrl } from './redis-url.js';
 import type { PodRecord, RegistryStatus } from './registry.js';
@@ -72,18 +74,40 @@ test('subscribers keep receiving changes after an outage', async (t) => {
   await until(() => seen.includes('socket-r1'), 3000);
 });
 
-test('malformed entries are skipped, never fatal', async () => {
-  const reg = createRedisRegistry({ url: redis.url, prefix: 'bad:' });
+test('hostile records written raw are skipped on list, get and change: logged once per pod id, counted', async (t) => {
+  const logs = captureLogs();
+  const reg = createRedisRegistry({ url: redis.url, prefix: 'bad:', logger: logs.logger });
+  t.after(() => reg.close());
   await until(() => reg.status() === 'ready', 3000);
-  const raw = new Redis(redis.url);
-  await raw.set('bad:{registry}:pod:socket-x', '{not json', 'PX', 5000);
-  await raw.zadd('bad:{registry}:pods', Date.now(), 'socket-x');
-  await raw.set('bad:{registry}:pod:socket-y', JSON.stringify({ podId: 'socket-y' }), 'PX', 5000);
-  await raw.zadd('bad:{registry}:pods', Date.now(), 'socket-y');
-  await reg.heartbeat(pod('socket-ok'));
-  assert.deepEqual((await reg.list()).map((p) => p.podId), ['socket-ok']);
-  raw.disconnect();
-  await reg.close();
+  const good = { ...pod('socket-ok'), heartbeatMs: 60_000 };
+  await reg.heartbeat(good);
+  const table = hostileRecords('socket-ok');
+  const raw = await writeHostileRecords(redis.url, 'bad:', table);
+  t.after(() => raw.disconnect());
+  for (let i = 0; i < 3; i++) assert.deepEqual(await reg.list(), [{ ...good, cordoned: false }], `list ${i}`);
+  assert.equal(reg.invalidRecords(), 3 * table.length, 'every skipped read counts');
+  for (const r of table) assert.equal(await reg.get(r.id), undefined, r.why);
+  assert.deepEqual(await reg.get('socket-ok'), { ...good, cordoned: false }, 'the duplicate does not shadow the good pod');
+  assert.equal(await reg.get('Not_A_Pod'), undefined);
+  const warned = logs.lines.filter((l) => l.msg.includes('invalid record'));
+  assert.deepEqual(warned.map((l) => l.podId).sort(), table.map((r) => r.id).sort(), 'one line per bad pod id across three lists and the gets');
+  assert.ok(warned.every((l) => JSON.stringify(l).length < 1000), 'a line never quotes a whole record');
+  const reason = (id: string) => warned.find((l) => l.podId === id)?.reason;
+  assert.equal(reason('bad-port-70000'), 'port 70000 is not an integer from 1 to 65535');
+  assert.equal(reason('bad-huge'), `larger than 4096 bytes (${Buffer.byteLength(table.find((r) => r.id === 'bad-huge')!.value)})`);
+  assert.equal(reason('bad-wrong-type'), 'not a string value (wrong Redis type)');
+  assert.equal(reason('bad-duplicate'), 'stored under pod id "bad-duplicate" but names pod "socket-ok"');
+  // Announcements are checked the same way: a bad upsert never reaches a subscriber.
+  const seen: string[] = [];
+  reg.subscribe((c) => seen.push(c.type === 'upsert' ? `${c.pod.podId}:${c.pod.port}` : `${c.type}:${c.podId}`));
+  await sleep(50);
+  await raw.publish('bad:changes', JSON.stringify({ type: 'upsert', pod: { ...good, podId: 'socket-evil', port: 70000 } }));
+  await raw.publish('bad:changes', JSON.stringify({ type: 'upsert', pod: { ...good, pad: 'x'.repeat(1024 * 1024) } }));
+  await raw.publish('bad:changes', JSON.stringify({ type: 'remove', podId: { toString: 1 } }));
+  await reg.heartbeat({ ...good, connections: 4 });
+  await until(() => seen.length > 0, 3000);
+  await sleep(50);
+  assert.deepEqual(seen, ['socket-ok:1']);
 });
 
 test('prefixes isolate deployments sharing one Redis', async () => {

@@ -8,23 +8,56 @@ import { EventEmitter } from 'node:events';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { jitteredBackoffMs } from '../backoff.js';
-import { DEAD_AFTER_HEARTBEATS, RECENT_EVENTS_DEFAULT_LIMIT, REDIS_CONNECT_TIMEOUT_MS, REDIS_RECONNECT_BASE_MS, REDIS_RECONNECT_MAX_MS } from '../constants.js';
+import { DEAD_AFTER_HEARTBEATS, DNS1123_LABEL, RECENT_EVENTS_DEFAULT_LIMIT, REDIS_CONNECT_TIMEOUT_MS, REDIS_RECONNECT_BASE_MS, REDIS_RECONNECT_MAX_MS } from '../constants.js';
 import { parseRedisUrl } from './redis-url.js';
-import { EVENT_LOG_LENGTH, parseCordonMark, parsePodRecord, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+import { checkPodRecord, checkPodRecordText, createRecordGuard, MAX_LOGGED_ID_CHARS, MAX_RECORD_BYTES, type RecordCheck, type RecordSource } from './record.js';
+import { EVENT_LOG_LENGTH, parseCordonMark, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
-const LIST_LIVE = `
+// A stored value is read only when it is a string of at most ARGV[max] bytes; otherwise its size (or -1 when it
+// is not a string) is returned instead, so an oversized or wrong-typed key can neither fail the script nor
+// make every reader download it. 0 = no such key.
+const READ_BOUNDED = `
+local function read(key, max)
+  local n = redis.pcall('STRLEN', key)
+  if type(n) == 'table' then return -1 end
+  if n == 0 then
+    if redis.call('EXISTS', key) == 1 then return '' end
+    return 0
+  end
+  if n > max then return n end
+  return redis.call('GET', key)
+end`;
+
+/** Live pods as [id, record, mark] triples (ids cut to MAX_LOGGED_ID_CHARS); index members without a record are pruned. */
+const LIST_LIVE = `${READ_BOUNDED}
+local max = tonumber(ARGV[3])
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local out = {}
 for _, id in ipairs(ids) do
-  local v = redis.call('GET', ARGV[1] .. id)
-  if v then
+  local v = read(ARGV[1] .. id, max)
+  if v == 0 then redis.call('ZREM', KEYS[1], id)
+  else
+    table.insert(out, string.sub(id, 1, ${MAX_LOGGED_ID_CHARS}))
     table.insert(out, v)
-    table.insert(out, redis.call('GET', ARGV[2] .. id) or '')
-  else redis.call('ZREM', KEYS[1], id) end
+    table.insert(out, read(ARGV[2] .. id, max))
+  end
 end
 return out`;
 
+/** One pod as [record, mark]. */
+const GET_ONE = `${READ_BOUNDED}
+local max = tonumber(ARGV[1])
+return { read(KEYS[1], max), read(KEYS[2], max) }`;
+
+/** A bounded read's answer: the value, or a size/type marker (see READ_BOUNDED). */
+type BoundedValue = string | number | null;
+
 type Client = Redis | Cluster;
+
+/** Longest change announcement parsed: a record plus its envelope. */
+const MAX_CHANGE_CHARS = MAX_RECORD_BYTES + 256;
+
+const isPodId = (v: unknown): v is string => typeof v === 'string' && DNS1123_LABEL.test(v);
 
 /** How long close() waits for QUIT before dropping the connection. */
 const QUIT_TIMEOUT_MS = 1000;
@@ -69,6 +102,7 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   const sub = connect(opts.url, { ...base, enableOfflineQueue: false, maxRetriesPerRequest: null, autoResubscribe: false });
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
+  const guard = createRecordGuard(logger);
   let state: RegistryStatus = 'connecting';
   let closed = false;
 
@@ -92,11 +126,16 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   sub.on('message', (ch: string, msg: string) => {
     if (ch !== channel) return;
     let change: RegistryChange | undefined;
+    if (msg.length > MAX_CHANGE_CHARS) return;
     try {
       const parsed = JSON.parse(msg) as RegistryChange;
-      if (parsed.type === 'remove' && typeof parsed.podId === 'string') change = parsed;
-      else if (parsed.type === 'upsert' && parsePodRecord(parsed.pod)) change = parsed;
-      else if (parsed.type === 'cordon' && typeof parsed.podId === 'string') {
+      if (parsed.type === 'remove' && isPodId(parsed.podId)) change = { type: 'remove', podId: parsed.podId };
+      else if (parsed.type === 'upsert') {
+        const raw: unknown = parsed.pod;
+        const id = typeof raw === 'object' && raw !== null && typeof (raw as PodRecord).podId === 'string' ? (raw as PodRecord).podId : '?';
+        const pod = guard.accept(checkPodRecord(raw), id, 'change');
+        if (pod) change = { type: 'upsert', pod };
+      } else if (parsed.type === 'cordon' && isPodId(parsed.podId)) {
         const mark = parsed.mark === null ? null : parseCordonMark(parsed.mark);
         if (mark !== undefined) change = { type: 'cordon', podId: parsed.podId, mark };
       }
@@ -111,21 +150,16 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
     });
   });
 
-  const parseMany = (raws: (string | null)[]): PodRecord[] => {
-    const out: PodRecord[] = [];
-    for (const raw of raws) {
-      if (!raw) continue;
-      try {
-        const p = parsePodRecord(JSON.parse(raw));
-        if (p) out.push(p);
-      } catch {
-        /* a malformed entry is skipped, never fatal */
-      }
-    }
-    return out;
+  /** A bounded read of a record stored under `keyId`, checked; undefined when missing or invalid (logged once, counted). */
+  const readRecord = (v: BoundedValue, keyId: string, source: RecordSource): PodRecord | undefined => {
+    if (v === 0 || v === null) return undefined;
+    let check: RecordCheck;
+    if (typeof v === 'string') check = checkPodRecordText(v, keyId);
+    else check = { invalid: v < 0 ? 'not a string value (wrong Redis type)' : `larger than ${MAX_RECORD_BYTES} bytes (${v})` };
+    return guard.accept(check, keyId, source);
   };
-  const parseMark = (raw: string | null): CordonMark | undefined => {
-    if (!raw) return undefined;
+  const parseMark = (raw: BoundedValue): CordonMark | undefined => {
+    if (typeof raw !== 'string' || !raw) return undefined;
     try {
       return parseCordonMark(JSON.parse(raw));
     } catch {
@@ -133,8 +167,8 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
     }
   };
   /** A record with `cordoned` from its mark (a malformed mark counts as none). */
-  const withCordon = (raw: string | null, mark: string | null): PodRecord | undefined => {
-    const p = parseMany([raw])[0];
+  const withCordon = (raw: BoundedValue, mark: BoundedValue, keyId: string, source: RecordSource): PodRecord | undefined => {
+    const p = readRecord(raw, keyId, source);
     return p ? { ...p, cordoned: parseMark(mark) !== undefined } : undefined;
   };
 
@@ -153,17 +187,18 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
       await cmd.multi().del(keys.pod + podId).zrem(keys.pods, podId).publish(channel, JSON.stringify({ type: 'remove', podId })).exec();
     },
     async list() {
-      const raws = (await cmd.eval(LIST_LIVE, 1, keys.pods, keys.pod, keys.cordon)) as string[];
+      const raws = (await cmd.eval(LIST_LIVE, 1, keys.pods, keys.pod, keys.cordon, MAX_RECORD_BYTES)) as BoundedValue[];
       const out: PodRecord[] = [];
-      for (let i = 0; i + 1 < raws.length; i += 2) {
-        const p = withCordon(raws[i]!, raws[i + 1]!);
+      for (let i = 0; i + 2 < raws.length; i += 3) {
+        const p = withCordon(raws[i + 1]!, raws[i + 2]!, String(raws[i]), 'list');
         if (p) out.push(p);
       }
       return out;
     },
     async get(podId) {
-      const [raw, mark] = await cmd.mget(keys.pod + podId, keys.cordon + podId);
-      return withCordon(raw ?? null, mark ?? null);
+      if (!isPodId(podId)) return undefined;
+      const [raw, mark] = (await cmd.eval(GET_ONE, 2, keys.pod + podId, keys.cordon + podId, MAX_RECORD_BYTES)) as [BoundedValue, BoundedValue];
+      return withCordon(raw, mark, podId, 'get');
     },
     async cordon(podId, mark, ttlMs) {
       const json = JSON.stringify(mark);
@@ -211,6 +246,7 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
       }
       return out;
     },
+    invalidRecords: () => guard.invalidTotal(),
     status: () => (closed ? 'closed' : state),
     onStatus(listener) {
       bus.on('status', listener);

@@ -80,6 +80,8 @@ export interface Registry {
   /** Append to the capped event log (newest first when read). */
   pushEvent(event: EdgeEvent): Promise<void>;
   recentEvents(limit?: number): Promise<EdgeEvent[]>;
+  /** Records skipped on read because they failed validation (src/registry/record.ts), for rtc_registry_invalid_records_total. */
+  invalidRecords(): number;
   /** Connection state of the backend (`memory` is always ready). */
   status(): RegistryStatus;
   /** Called on every status transition. Returns an unsubscribe function. */
@@ -115,15 +117,4 @@ export function parseCordonMark(raw: unknown): CordonMark | undefined {
   const r = raw as Record<string, unknown>;
   if (r.retire !== undefined && typeof r.retire !== 'string') return undefined;
   return r.retire === undefined ? {} : { retire: r.retire };
-}
-
-/** Validate a record read from a backend; returns undefined when malformed (never throws). */
-export function parsePodRecord(raw: unknown): PodRecord | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
-  const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
-  if (typeof r.podId !== 'string' || typeof r.ip !== 'string' || !num(r.port) || !num(r.connections) || typeof r.draining !== 'boolean' || !num(r.startedAt) || !num(r.updatedAt) || !num(r.heartbeatMs)) {
-    return undefined;
-  }
-  return raw as PodRecord;
 }
