@@ -9,7 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createRedisRegistry } from '../src/registry/index.js';
 import { startRedis } from './support/redis.js';
 import { startFakeEndpointSlices, slice } from './support/fake-endpointslices.js';
-import { pod, startGateway, startWsUpstream, upgradeOutcome, upgradeRequest, waitFor, type TestGateway } from './support/upstream.js';
+import { pod, startGateway, startRawUpstream, startWsUpstream, upgradeOutcome, upgradeRequest, waitFor, type TestGateway } from './support/upstream.js';
 
 function statusOf(gw: TestGateway, podId: string): Promise<{ status: number; error?: string }> {
   return upgradeOutcome(gw.gateway.port, upgradeRequest(`/ws/${podId}/connect`));
@@ -122,5 +122,39 @@ test('dns: the nginx template with the real resolver; NXDOMAIN → 404, a slow r
   } finally {
     await fake.gateway.close();
     await up.close();
+  }
+});
+
+test('GATEWAY_POD_CIDRS: an address outside the list is never dialed, whichever resolver produced it; 502 pod_address_forbidden, logged once', async () => {
+  const raw = await startRawUpstream('open-after-101');
+  const api = await startFakeEndpointSlices('rtc');
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(api.kubeconfig);
+  api.upsert(slice('socket-abc', 'socket', raw.port, [{ name: 'pod-a', ip: '127.0.0.1' }]));
+  const outside = { GATEWAY_POD_CIDRS: '10.0.0.0/8, fd00::/8' };
+  const gateways = [
+    await startGateway(outside),
+    await startGateway({ ...outside, GATEWAY_RESOLVER: 'dns', GATEWAY_DNS_TEMPLATE: `{podId}.socket.rtc.svc.cluster.local:${raw.port}` }, { lookup: async () => ({ address: '127.0.0.1', family: 4 }) }),
+    await startGateway({ ...outside, GATEWAY_RESOLVER: 'endpointslices', SOCKET_SERVICE_NAME: 'socket', POD_NAMESPACE: 'rtc' }, { kubeConfig }),
+  ];
+  await gateways[0]!.registry.heartbeat(pod('pod-a', raw.port));
+  const up = await startWsUpstream({ hello: 'hi' });
+  const inside = await startGateway({ GATEWAY_POD_CIDRS: '10.0.0.0/8,127.0.0.1' });
+  await inside.registry.heartbeat(pod('pod-a', up.port));
+  try {
+    for (const gw of gateways) {
+      for (let i = 0; i < 3; i++) assert.deepEqual(await statusOf(gw, 'pod-a'), { status: 502, error: 'pod_address_forbidden' }, gw.config.gatewayResolver);
+      const refusals = gw.lines.filter((l) => /outside GATEWAY_POD_CIDRS/.test(String(l.msg)));
+      assert.equal(refusals.length, 1, `${gw.config.gatewayResolver}: logged once per pod and address`);
+      assert.equal(refusals[0]!.podId, 'pod-a');
+      assert.equal(refusals[0]!.address, '127.0.0.1');
+    }
+    assert.equal(raw.accepted(), 0, 'no resolver dialed the address outside the list');
+    assert.equal((await statusOf(inside, 'pod-a')).status, 101, 'an address in the list is dialed');
+  } finally {
+    for (const gw of [...gateways, inside]) await gw.gateway.close();
+    await api.close();
+    await up.close();
+    await raw.close();
   }
 });

@@ -6,6 +6,7 @@ import type { RegistryView } from '../view.js';
 import { createDnsResolver, type LookupFn } from './dns.js';
 import { createEndpointSliceResolver } from './endpointslices.js';
 import { createRegistryResolver } from './registry.js';
+import { withPodCidrs } from './pod-cidrs.js';
 import type { Resolver } from './resolver.js';
 
 export * from './resolver.js';
@@ -22,9 +23,13 @@ export interface ResolverDeps {
   lookup?: LookupFn;
 }
 
-/** Build the resolver named by `GATEWAY_RESOLVER`. */
+/** Build the resolver named by `GATEWAY_RESOLVER`, limited to GATEWAY_POD_CIDRS when that is set. */
 export function createResolver(config: Config, deps: ResolverDeps): Resolver {
   const logger = deps.logger.child({ resolver: config.gatewayResolver });
+  return withPodCidrs(createBackend(config, deps, logger), config.gatewayPodCidrs ?? [], logger);
+}
+
+function createBackend(config: Config, deps: ResolverDeps, logger: Logger): Resolver {
   switch (config.gatewayResolver) {
     case 'registry':
       if (!deps.view) throw new Error('the registry resolver needs a registry view');
