@@ -4,45 +4,20 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import readline from 'node:readline';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { startRedis, type RedisServer } from './support/redis.js';
+import { spawnRole, type RoleProcess } from './support/role-process.js';
 
-interface Proc {
-  child: ChildProcess;
-  log: Record<string, unknown>;
-  exited: Promise<number | null>;
-}
-
-const procs: ChildProcess[] = [];
+const procs: RoleProcess[] = [];
 let redis: RedisServer;
 
-/** Spawn a role through the real CLI and wait for the log line `ready`. */
-async function role(name: string, ready: string, env: Record<string, string>): Promise<Proc> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', name], {
-    env: { ...process.env, REDIS_URL: redis.url, HEARTBEAT_MS: '300', LOG_LEVEL: 'info', POD_IP: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  procs.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const log = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout! }).on('line', (l) => {
-      try {
-        const rec = JSON.parse(l) as Record<string, unknown>;
-        if (rec.msg === ready) resolve(rec);
-      } catch {
-        /* banner or other text */
-      }
-    });
-    void exited.then((code) => reject(new Error(`${name} exited (${code}) before "${ready}": ${stderr}`)));
-  });
-  return { child, log, exited };
+/** Spawn a role through the real CLI on the shared Redis and wait for the log line `ready`. */
+async function role(name: string, ready: string, env: Record<string, string>): Promise<RoleProcess> {
+  const p = await spawnRole(name, ready, { REDIS_URL: redis.url, HEARTBEAT_MS: '300', LOG_LEVEL: 'info', POD_IP: '127.0.0.1', ...env });
+  procs.push(p);
+  return p;
 }
 
 interface Conn {
@@ -99,7 +74,7 @@ before(async () => {
   redis = await startRedis();
 });
 after(async () => {
-  for (const c of procs) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const p of procs) await p.kill();
   await redis.stop();
 });
 
