@@ -31,6 +31,7 @@ function quote(v: unknown): string {
 }
 
 const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_PORT;
+const isTimestamp = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /**
  * Check a parsed record field by field. `keyId` is the pod id of the key it was stored under: a record
@@ -39,29 +40,31 @@ const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number)
 export function checkPodRecord(raw: unknown, keyId?: string): RecordCheck {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { invalid: `not a JSON object (${raw === null ? 'null' : Array.isArray(raw) ? 'array' : typeof raw})` };
   const r = raw as Record<string, unknown>;
+  const { podId, ip, port, adminPort, connections, draining, cordoned, startedAt, updatedAt, heartbeatMs } = r;
   const bad = (field: string, want: string) => ({ invalid: `${field} ${quote(r[field])} is not ${want}` });
-  if (typeof r.podId !== 'string' || !DNS1123_LABEL.test(r.podId)) return bad('podId', 'a DNS-1123 label of at most 63 characters');
-  if (keyId !== undefined && r.podId !== keyId) return { invalid: `stored under pod id ${quote(keyId)} but names pod ${quote(r.podId)}` };
+  if (typeof podId !== 'string' || !DNS1123_LABEL.test(podId)) return bad('podId', 'a DNS-1123 label of at most 63 characters');
+  if (keyId !== undefined && podId !== keyId) return { invalid: `stored under pod id ${quote(keyId)} but names pod ${quote(podId)}` };
   // net.isIP accepts an IPv6 zone (fe80::1%eth0); a zone names an interface of the writer, not an address for us.
-  if (typeof r.ip !== 'string' || net.isIP(r.ip) === 0 || r.ip.includes('%')) return bad('ip', 'an IPv4 or IPv6 literal (no hostname, no zone)');
-  if (!isPort(r.port)) return bad('port', 'an integer from 1 to 65535');
-  if (r.adminPort !== undefined && !isPort(r.adminPort)) return bad('adminPort', 'an integer from 1 to 65535');
-  if (!Number.isSafeInteger(r.connections) || (r.connections as number) < 0) return bad('connections', 'a non-negative safe integer');
-  if (typeof r.draining !== 'boolean') return bad('draining', 'a boolean');
-  if (r.cordoned !== undefined && typeof r.cordoned !== 'boolean') return bad('cordoned', 'a boolean');
-  for (const f of ['startedAt', 'updatedAt'] as const) if (typeof r[f] !== 'number' || !Number.isFinite(r[f])) return bad(f, 'a finite number (ms since epoch)');
-  if (typeof r.heartbeatMs !== 'number' || !Number.isFinite(r.heartbeatMs) || r.heartbeatMs <= 0) return bad('heartbeatMs', 'a positive finite number');
+  if (typeof ip !== 'string' || net.isIP(ip) === 0 || ip.includes('%')) return bad('ip', 'an IPv4 or IPv6 literal (no hostname, no zone)');
+  if (!isPort(port)) return bad('port', 'an integer from 1 to 65535');
+  if (adminPort !== undefined && !isPort(adminPort)) return bad('adminPort', 'an integer from 1 to 65535');
+  if (!Number.isSafeInteger(connections) || (connections as number) < 0) return bad('connections', 'a non-negative safe integer');
+  if (typeof draining !== 'boolean') return bad('draining', 'a boolean');
+  if (cordoned !== undefined && typeof cordoned !== 'boolean') return bad('cordoned', 'a boolean');
+  if (!isTimestamp(startedAt)) return bad('startedAt', 'a finite number (ms since epoch)');
+  if (!isTimestamp(updatedAt)) return bad('updatedAt', 'a finite number (ms since epoch)');
+  if (typeof heartbeatMs !== 'number' || !Number.isFinite(heartbeatMs) || heartbeatMs <= 0) return bad('heartbeatMs', 'a positive finite number');
   const pod: PodRecord = {
-    podId: r.podId,
-    ip: r.ip,
-    port: r.port,
-    ...(r.adminPort !== undefined ? { adminPort: r.adminPort as number } : {}),
-    connections: r.connections as number,
-    draining: r.draining,
-    ...(r.cordoned !== undefined ? { cordoned: r.cordoned } : {}),
-    startedAt: r.startedAt as number,
-    updatedAt: r.updatedAt as number,
-    heartbeatMs: r.heartbeatMs,
+    podId,
+    ip,
+    port,
+    ...(adminPort !== undefined ? { adminPort } : {}),
+    connections: connections as number,
+    draining,
+    ...(cordoned !== undefined ? { cordoned } : {}),
+    startedAt,
+    updatedAt,
+    heartbeatMs,
   };
   return { pod };
 }
