@@ -17,7 +17,7 @@ import { FD_RESERVE, CLOSE_GRACE_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { createGatewayMetrics } from './metrics.js';
 import { UpgradeProxy } from './proxy.js';
-import { createResolver, type LookupFn, type Resolver } from './resolvers/index.js';
+import { createResolver, withPodCidrs, type LookupFn, type Resolver } from './resolvers/index.js';
 import { createGatewayServer } from './server.js';
 import { createRegistryView, VIEW_STATE_VALUE } from './view.js';
 
@@ -88,7 +88,8 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   const ownsRegistry = !deps.registry;
   const registry = deps.registry ?? createRegistry(config, logger);
   const view = createRegistryView(registry, { logger, staleMs: config.gatewayRegistryStaleMs, refreshMs: config.heartbeatMs });
-  const resolver = deps.resolver ?? createResolver(config, { logger, view, ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}), ...(deps.lookup ? { lookup: deps.lookup } : {}) });
+  // GATEWAY_POD_CIDRS holds for an injected resolver too; createResolver applies it to the ones it builds.
+  const resolver = deps.resolver ? withPodCidrs(deps.resolver, config.gatewayPodCidrs, logger) : createResolver(config, { logger, view, ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}), ...(deps.lookup ? { lookup: deps.lookup } : {}) });
   // Process metrics only when the gateway owns its process (CLI); embedded gateways leave them to the host.
   let proxyRef: UpgradeProxy | undefined;
   const metrics = createGatewayMetrics(createMetricsRegistry('gateway', ownsRegistry), () => VIEW_STATE_VALUE[view.state()], () => proxyRef?.countLiveBytes());

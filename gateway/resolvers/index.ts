@@ -11,6 +11,7 @@ import type { Resolver } from './resolver.js';
 
 export * from './resolver.js';
 export type { LookupFn } from './dns.js';
+export { withPodCidrs } from './pod-cidrs.js';
 
 /** What the factory may need; each backend uses its part. */
 export interface ResolverDeps {
