@@ -14,7 +14,7 @@ import type { Options } from 'k6/options';
 import { WebSocket } from 'k6/websockets';
 import { setTimeout } from 'k6/timers';
 import { connectSuccess, handshake, unexpectedCloses } from './lib/metrics.ts';
-import { assign, EXPECTED_CLOSE_CODES } from './lib/session.ts';
+import { assign, EXPECTED_CLOSE_CODES, WS_OPEN } from './lib/session.ts';
 import { Env, wsBase } from './lib/settings.ts';
 import { consoleText, summaryOutputs, type SummaryData } from './lib/summary.ts';
 
@@ -51,7 +51,7 @@ export default function (): void {
   const sockets: WebSocket[] = [];
   let settled = 0;
   const settle = () => {
-    if (++settled === CONNS) setTimeout(() => sockets.forEach((ws) => ws.readyState === WebSocket.OPEN && ws.close(1000)), HOLD.ms);
+    if (++settled === CONNS) setTimeout(() => sockets.forEach((ws) => ws.readyState === WS_OPEN && ws.close(1000)), HOLD.ms);
   };
   const pods: string[] = [];
   for (let i = 0; i < CONNS; i++) {

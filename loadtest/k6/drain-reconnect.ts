@@ -54,8 +54,8 @@ const drained = new Counter('drained_connections');
 
 export const options: Options = {
   scenarios: {
-    clients: { executor: 'per-vu-iterations', vus: VUS, iterations: 1, exec: 'client', maxDuration: `${DEADLINE_MS + SETTLE_MS + 30_000}ms`, gracefulStop: '0s' },
-    drainer: { executor: 'per-vu-iterations', vus: 1, iterations: 1, exec: 'drain', maxDuration: `${DEADLINE_MS + SETTLE_MS + 30_000}ms`, gracefulStop: '0s' },
+    clients: { executor: 'per-vu-iterations', vus: VUS, iterations: 1, exec: 'client', maxDuration: `${Math.ceil(DEADLINE_MS + SETTLE_MS + 30_000)}ms`, gracefulStop: '0s' },
+    drainer: { executor: 'per-vu-iterations', vus: 1, iterations: 1, exec: 'drain', maxDuration: `${Math.ceil(DEADLINE_MS + SETTLE_MS + 30_000)}ms`, gracefulStop: '0s' },
   },
   thresholds: {
     rehomed_in_time: ['rate==1'],

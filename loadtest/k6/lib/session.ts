@@ -11,6 +11,12 @@ import { clearInterval, clearTimeout, setInterval, setTimeout } from 'k6/timers'
 import { connectSuccess, handshake, lostMessages, pingRtt, reconnects, rehome, unexpectedCloses } from './metrics.ts';
 import { wsBase } from './settings.ts';
 
+/**
+ * readyState OPEN. k6's WebSocket has no CONNECTING/OPEN/... constants at run time (grafana/k6
+ * internal/js/modules/k6/websockets defines none), although @types/k6 declares them.
+ */
+export const WS_OPEN = 1;
+
 /** Close codes a healthy run may see: normal, going away (gateway shutdown), service restart (drain). */
 export const EXPECTED_CLOSE_CODES = [1000, 1001, 1012];
 
@@ -85,7 +91,7 @@ export class EdgeSession {
     this.timer = undefined;
     const ws = this.ws;
     this.ws = undefined;
-    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'done');
+    if (ws && ws.readyState <= WS_OPEN) ws.close(1000, 'done');
   }
 
   private later(ms: number): void {
@@ -126,7 +132,7 @@ export class EdgeSession {
       handshake.add(Date.now() - opened);
       if (this.opts.pingMs > 0) {
         ping = setInterval(() => {
-          if (ws.readyState !== WebSocket.OPEN || this.notice) return;
+          if (ws.readyState !== WS_OPEN || this.notice) return;
           const seq = ++this.seq;
           outstanding.push({ seq, at: Date.now() });
           ws.send(JSON.stringify({ type: 'ping', t: Date.now() }));

@@ -15,6 +15,11 @@ const CONNECTING = 0;
 const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
+/** @types/k6 declares these constants, but k6's WebSocket has none at run time: reading one must fail here too. */
+const NO_CONSTANTS = new Set(['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']);
+const noConstant = (name: string): never => {
+  throw new Error(`k6 test runtime: k6's WebSocket has no ${name} constant (k6 defines none; compare readyState with 0-3)`);
+};
 const HANDSHAKE_TIMEOUT_MS = 60_000;
 const MAX_REASON_BYTES = 123;
 /** Close codes after which k6 does not fire `error` (gorilla/websocket's expected closes). */
@@ -35,10 +40,7 @@ const CLOSE_TEXT: Record<number, string> = {
   1011: '(internal server error)',
   1015: '(TLS handshake error)',
 };
-const KNOWN = new Set([
-  'url', 'readyState', 'bufferedAmount', 'binaryType', 'send', 'close', 'addEventListener',
-  'onopen', 'onmessage', 'onerror', 'onclose', 'CONNECTING', 'OPEN', 'CLOSING', 'CLOSED', 'constructor',
-]);
+const KNOWN = new Set(['url', 'readyState', 'bufferedAmount', 'binaryType', 'send', 'close', 'addEventListener', 'onopen', 'onmessage', 'onerror', 'onclose', 'constructor']);
 
 function closeErrorText(code: number, reason: string): string {
   const text = CLOSE_TEXT[code];
@@ -46,15 +48,7 @@ function closeErrorText(code: number, reason: string): string {
 }
 
 /** k6's WebSocket. */
-export class WebSocket {
-  static readonly CONNECTING = CONNECTING;
-  static readonly OPEN = OPEN;
-  static readonly CLOSING = CLOSING;
-  static readonly CLOSED = CLOSED;
-  readonly CONNECTING = CONNECTING;
-  readonly OPEN = OPEN;
-  readonly CLOSING = CLOSING;
-  readonly CLOSED = CLOSED;
+class K6WebSocket {
   readonly url: string;
   private state = CONNECTING;
   private kind: 'blob' | 'arraybuffer' = 'blob';
@@ -131,6 +125,7 @@ export class WebSocket {
     // Unknown members fail loudly rather than read as undefined.
     return new Proxy(this, {
       get(target, prop, receiver) {
+        if (typeof prop === 'string' && NO_CONSTANTS.has(prop)) noConstant(prop);
         if (typeof prop === 'string' && !KNOWN.has(prop) && !(prop in target)) throw new Error(`k6 test runtime: WebSocket.${prop} is not implemented`);
         return Reflect.get(target, prop, receiver);
       },
@@ -236,3 +231,11 @@ export class WebSocket {
     else this.client.terminate();
   }
 }
+
+/** The export: the class, whose static constants (absent in k6) throw when read. */
+export const WebSocket = new Proxy(K6WebSocket, {
+  get(target, prop, receiver) {
+    if (typeof prop === 'string' && NO_CONSTANTS.has(prop)) noConstant(prop);
+    return Reflect.get(target, prop, receiver);
+  },
+});
