@@ -135,8 +135,9 @@ test('drain-reconnect.ts: every client pinned to the drained pod is back on anot
     assert.deepEqual([data.metrics.rehomed_in_time!.values.passes, data.metrics.rehomed_in_time!.values.fails], [10, 0]);
     // The pod's own /drain answer: all 10 pinned connections were drained, none left behind.
     assert.equal(data.metrics.drained_connections!.values.count, 10);
-    // A target well above the clients keeps the scaler at its minimum: only the drain moves anyone.
-  }, { SOCKET_TARGET_CONNECTIONS: '100' });
+    // A target well above the clients keeps the scaler at its minimum, and a long scale-in delay keeps the
+    // replacement it starts for the drained pod from being scaled in again mid-test: only the drain moves anyone.
+  }, { SOCKET_TARGET_CONNECTIONS: '100', SCALE_IN_STABILIZATION_MS: '60000' });
 });
 
 test('connect-storm.ts prints connects per second and the handshake p95 through the gateway', async () => {
