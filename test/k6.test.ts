@@ -128,7 +128,9 @@ test('scale-out-in.ts against rtc-edge dev: /api/pods rises above the minimum an
 test('drain-reconnect.ts: every client pinned to the drained pod is back on another pod within the drain window plus its backoff', async () => {
   await withDev(async (dev, dir) => {
     const summary = path.join(dir, 'drain.json');
-    const run = await k6('loadtest/k6/drain-reconnect.ts', { BASE_URL: dev.url, VUS: '10', DRAIN_AT: '2s', DRAIN_WINDOW_MS: '300', PING_MS: '300', SUMMARY_JSON: summary });
+    // DRAIN_AT and SLACK_MS leave room for a loaded CI machine; a client that does not follow the notice (or
+    // waits far longer than retryAfterMs with jitter) still misses the bound.
+    const run = await k6('loadtest/k6/drain-reconnect.ts', { BASE_URL: dev.url, VUS: '10', DRAIN_AT: '4s', DRAIN_WINDOW_MS: '300', SLACK_MS: '5000', PING_MS: '300', SUMMARY_JSON: summary });
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /re-homed in time: 10 of 10/);
     const data = json(summary);
