@@ -8,6 +8,8 @@ export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# Sentinel for the registry's HA tests (test/support/redis-ha.ts); Cluster mode is in redis-server itself.
+command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian"

@@ -1,8 +1,9 @@
-/** One contract, every backend: memory and a real redis-server on a random port. */
+/** One contract, every backend: memory, a real redis-server, a real 3-node Redis Cluster and Redis through a real Sentinel. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRedis, type RedisServer } from '../../test/support/redis.js';
+import { startRedisCluster, startRedisSentinel, type RedisClusterHandle, type RedisSentinelHandle } from '../../test/support/redis-ha.js';
 import { createMemoryRegistry } from './memory.js';
 import { createRedisRegistry } from './redis.js';
 import { EVENT_LOG_LENGTH, type PodRecord, type Registry, type RegistryChange } from './registry.js';
@@ -32,6 +33,8 @@ interface Backend {
 }
 
 let redis: RedisServer;
+let cluster: RedisClusterHandle;
+let sentinel: RedisSentinelHandle;
 let prefixSeq = 0;
 const opened: Registry[] = [];
 
@@ -45,27 +48,39 @@ const backends: Backend[] = [
     },
     async teardown() {},
   },
-  {
-    name: 'redis',
+  ...(['redis', 'redis cluster', 'redis sentinel'] as const).map((name): Backend => ({
+    name,
     async pair() {
+      const url = name === 'redis' ? redis.url : name === 'redis cluster' ? cluster.url : sentinel.url;
       const prefix = `t${++prefixSeq}:`;
-      const writer = createRedisRegistry({ url: redis.url, prefix });
-      const reader = createRedisRegistry({ url: redis.url, prefix });
+      const writer = createRedisRegistry({ url, prefix });
+      const reader = createRedisRegistry({ url, prefix });
       opened.push(writer, reader);
-      await waitFor(() => (writer.status() === 'ready' && reader.status() === 'ready' ? true : undefined));
-      await sleep(50); // subscriber connection settles
+      await waitFor(() => (writer.status() === 'ready' && reader.status() === 'ready' ? true : undefined), 10_000);
+      // The subscriber connection settles on its own (a Cluster client first learns the slots): wait until an
+      // announcement arrives, so each test starts subscribed.
+      let heard = false;
+      let removed = false;
+      const unsubscribe = reader.subscribe((c) => (c.type === 'remove' ? (removed = true) : (heard = true)));
+      for (const deadline = Date.now() + 10_000; !heard; await sleep(50)) {
+        if (Date.now() > deadline) throw new Error(`${name}: the subscriber never heard an announcement`);
+        await writer.heartbeat(pod('settle-probe'));
+      }
+      await writer.remove('settle-probe');
+      await waitFor(() => (removed ? true : undefined), 10_000);
+      unsubscribe();
       return { writer, reader };
     },
     async teardown() {},
-  },
+  })),
 ];
 
 before(async () => {
-  redis = await startRedis();
+  [redis, cluster, sentinel] = await Promise.all([startRedis(), startRedisCluster(), startRedisSentinel()]);
 });
 after(async () => {
   await Promise.all(opened.map((r) => r.close()));
-  await redis.stop();
+  await Promise.all([redis?.stop(), cluster?.close(), sentinel?.close()]);
 });
 
 for (const backend of backends) {
