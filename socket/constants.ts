@@ -19,6 +19,13 @@ export const CloseReason = {
   SHUTDOWN: 'shutting down',
 } as const;
 
+/** An application's own refusal code (`refuseUpgrade(401, { error })`): a short snake_case token. */
+export const REFUSAL_CODE = /^[a-z][a-z0-9_]{0,63}$/;
+/** At most this many characters of an application's refusal message are sent. */
+export const MAX_REFUSAL_MESSAGE_CHARS = 200;
+/** Largest `retryAfterS` of a refusal that becomes a `Retry-After` header (one day). */
+export const MAX_RETRY_AFTER_S = 86_400;
+
 /** Handler failures are logged at most once per this interval (with a count of the suppressed ones). */
 export const HANDLER_ERROR_LOG_INTERVAL_MS = 10_000;
 

@@ -1,6 +1,7 @@
 /**
- * The application handler hook: every JSON message type the node does not answer itself and every binary
- * frame goes to a MessageHandler. Operators supply one as a module (SOCKET_HANDLER); the default echoes.
+ * The application handler hooks: `onUpgrade` decides who connects (before the 101), then every JSON message
+ * type the node does not answer itself and every binary frame goes to a MessageHandler. Operators supply
+ * one as a module (SOCKET_HANDLER); the default accepts everyone and echoes.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,12 +13,55 @@ import type { Session } from './session.js';
 export type { ClientMessage } from './protocol.js';
 export type { Session } from './session.js';
 
+/** What `onUpgrade` sees of a WebSocket upgrade request: copied out of uWS, so valid after the hook returns. */
+export interface UpgradeRequest {
+  /** This node's pod id. */
+  readonly podId: string;
+  /** Request headers, lower-case names; a repeated header's values are joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The connect URL's query string (the gateway forwards it unchanged). */
+  readonly query: URLSearchParams;
+  /** The client's address: `X-Forwarded-For` is believed only from SOCKET_TRUSTED_PROXIES, else the TCP peer. */
+  readonly clientAddress: string;
+  /** `?key=` when it is a valid placement key (`[A-Za-z0-9._:-]{1,128}`), else undefined. */
+  readonly key: string | undefined;
+  /** Aborted when the client goes away or SOCKET_UPGRADE_TIMEOUT_MS passes: stop any work then. */
+  readonly signal: AbortSignal;
+}
+
+/** The statuses `onUpgrade` may refuse with. */
+export type RefusalStatus = 401 | 403 | 429;
+
+/** A refusal returned by `onUpgrade` (see {@link refuseUpgrade}). */
+export interface UpgradeRefusal {
+  readonly refuse: RefusalStatus;
+  /** The JSON `error` code: `[a-z][a-z0-9_]*`, at most 64 characters (default `unauthorized`, `forbidden`, `too_many_requests`). */
+  readonly error?: string;
+  /** The JSON `message` (at most 200 characters are sent). */
+  readonly message?: string;
+  /** `Retry-After` in whole seconds. */
+  readonly retryAfterS?: number;
+}
+
+/** What `onUpgrade` returns: nothing (accept), `{ data }` (accept; `session.data` holds it), or a refusal. */
+export type UpgradeResult = void | undefined | { readonly data: unknown } | UpgradeRefusal;
+
+/** Build a refusal for `onUpgrade` to return: `return refuseUpgrade(401, { error: 'token_expired' })`. */
+export function refuseUpgrade(status: RefusalStatus, details: Omit<UpgradeRefusal, 'refuse'> = {}): UpgradeRefusal {
+  return { refuse: status, ...details };
+}
+
 /**
  * Hooks an application implements; all optional (a missing hook keeps the default behaviour). A hook may
  * be async; a throw or rejection sends `{"type":"error","error":"handler_failed"}` and never closes the
  * node. Sends after the connection closed are ignored (`session.open` tells).
  */
 export interface MessageHandler {
+  /**
+   * Before the 101: accept, accept with data for the session, or refuse with 401/403/429 and a JSON body.
+   * A throw, a rejection, a bad return value or no answer within SOCKET_UPGRADE_TIMEOUT_MS refuses with 503.
+   */
+  onUpgrade?(request: UpgradeRequest): UpgradeResult | Promise<UpgradeResult>;
   /** After the welcome message. */
   onOpen?(session: Session): void | Promise<void>;
   /** A JSON object message whose `type` is not `ping` or `echo`. */
@@ -48,12 +92,12 @@ export const defaultHandler: Required<Pick<MessageHandler, 'onMessage' | 'onBina
   },
 };
 
-const HOOKS = ['onOpen', 'onMessage', 'onBinary', 'onClose'] as const;
+const HOOKS = ['onUpgrade', 'onOpen', 'onMessage', 'onBinary', 'onClose'] as const;
 
 /** Check a handler's shape and fill missing hooks from the default. Throws naming what is wrong. */
 export function normalizeHandler(candidate: unknown, source = 'handler'): MessageHandler {
   if (typeof candidate !== 'object' || candidate === null) {
-    throw new Error(`${source}: expected an object with onOpen/onMessage/onBinary/onClose functions, got ${candidate === null ? 'null' : typeof candidate}`);
+    throw new Error(`${source}: expected an object with ${HOOKS.join('/')} functions, got ${candidate === null ? 'null' : typeof candidate}`);
   }
   const h = candidate as Record<string, unknown>;
   const bad = HOOKS.filter((k) => h[k] !== undefined && typeof h[k] !== 'function');
@@ -63,9 +107,11 @@ export function normalizeHandler(candidate: unknown, source = 'handler'): Messag
     const fn = h[k];
     return typeof fn === 'function' ? (fn.bind(candidate) as MessageHandler[K]) : undefined;
   };
+  const onUpgrade = bind('onUpgrade');
   const onOpen = bind('onOpen');
   const onClose = bind('onClose');
   return {
+    ...(onUpgrade ? { onUpgrade } : {}),
     ...(onOpen ? { onOpen } : {}),
     onMessage: bind('onMessage') ?? defaultHandler.onMessage,
     onBinary: bind('onBinary') ?? defaultHandler.onBinary,

@@ -20,7 +20,8 @@ import { createSocketServer } from './server.js';
 import type { Session } from './session.js';
 import { assertNativeUws, listen, uWS, type us_listen_socket } from './uws.js';
 
-export type { MessageHandler, HandlerInit, HandlerModule, Session, ClientMessage } from './handler.js';
+export type { MessageHandler, HandlerInit, HandlerModule, Session, ClientMessage, UpgradeRequest, UpgradeResult, UpgradeRefusal, RefusalStatus } from './handler.js';
+export { refuseUpgrade } from './handler.js';
 export type { DrainResult } from './drain.js';
 
 /** A running socket node. */

@@ -1,4 +1,8 @@
-/** The WebSocket port: `/ws/connect` only, the protocol of DESIGN.md, the handler hook. Never throws into uWS. */
+/**
+ * The WebSocket port: `/ws/connect` only, the protocol of DESIGN.md, the handler hooks (`onUpgrade` before
+ * the 101, as the uWebSockets.js UpgradeAsync example: request data copied at once, aborts handled). Never
+ * throws into uWS.
+ */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../src/config.js';
@@ -11,12 +15,13 @@ import { errorReply } from '../src/http.js';
 import { writeReply } from './http.js';
 import type { SocketMetrics } from './metrics.js';
 import * as protocol from './protocol.js';
-import { Session, type SessionHost, type UserData } from './session.js';
-import { uWS, type HttpResponse, type TemplatedApp } from './uws.js';
+import { Session, type SessionHost, type SessionOrigin, type UserData } from './session.js';
+import { placementKey, runUpgradeHook } from './upgrade.js';
+import { uWS, type HttpRequest, type HttpResponse, type TemplatedApp, type us_socket_context_t } from './uws.js';
 
 /** Options of createSocketServer. */
 export interface SocketServerOptions {
-  config: Pick<Config, 'socketMaxPayloadBytes' | 'socketMaxBackpressureBytes' | 'socketIdleTimeoutS'>;
+  config: Pick<Config, 'socketMaxPayloadBytes' | 'socketMaxBackpressureBytes' | 'socketIdleTimeoutS' | 'socketUpgradeTimeoutMs'>;
   podId: string;
   handler: MessageHandler;
   logger: Logger;
@@ -29,6 +34,13 @@ export interface SocketServerOptions {
 }
 
 const MS_PER_S = 1000;
+const IPV4_MAPPED = '::ffff:';
+
+/** The TCP peer of a request, without the IPv4-mapped IPv6 prefix uWS reports for IPv4 clients. */
+function peerAddress(res: HttpResponse): string {
+  const text = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+  return text.startsWith(IPV4_MAPPED) ? text.slice(IPV4_MAPPED.length) : text;
+}
 
 /** Build the uWS app of the WebSocket port (not listening yet). */
 export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
@@ -36,16 +48,20 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
   const newSessionId = opts.newSessionId ?? randomUUID;
   const maxPayload = config.socketMaxPayloadBytes;
 
+  // One budget for every handler failure (messages and upgrades): a broken handler must not flood the log.
   let lastHandlerLog = 0;
   let suppressedHandlerErrors = 0;
-  const handlerFailed = (session: Session, err: unknown) => {
+  const logHandlerFailure = (fields: Record<string, unknown>, msg: string) => {
     metrics.handlerErrors.inc();
     const now = Date.now();
     if (now - lastHandlerLog >= HANDLER_ERROR_LOG_INTERVAL_MS) {
-      logger.warn({ err, sessionId: session.sessionId, suppressed: suppressedHandlerErrors }, 'application handler failed');
+      logger.warn({ ...fields, suppressed: suppressedHandlerErrors }, msg);
       lastHandlerLog = now;
       suppressedHandlerErrors = 0;
     } else suppressedHandlerErrors++;
+  };
+  const handlerFailed = (session: Session, err: unknown) => {
+    logHandlerFailure({ err, sessionId: session.sessionId }, 'application handler failed');
     session.sendError('EDGE_ERR_HANDLER_FAILED');
   };
   const invoke = <A>(session: Session, hook: ((s: Session, arg: A) => void | Promise<void>) | undefined, arg: A) => {
@@ -73,6 +89,54 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
     writeReply(res, errorReply(name, undefined, headers));
   };
 
+  const refuseDraining = (res: HttpResponse) => refuse(res, 'EDGE_ERR_NODE_DRAINING', { [Header.RETRY_AFTER]: String(Math.ceil(retryAfterMs() / MS_PER_S)) });
+
+  /** The handshake fields the 101 needs, copied out of `req` before anything async. */
+  interface Handshake {
+    key: string;
+    chosen: string;
+    extensions: string;
+    query: string;
+    origin: SessionOrigin;
+  }
+
+  // The UpgradeAsync pattern: everything from req is copied now, the answer is written (corked) once the
+  // hook settled, and nothing is written after the client went away.
+  function upgradeAfterHook(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, hs: Handshake): void {
+    const headers: Record<string, string> = {};
+    req.forEach((name, value) => {
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    });
+    const run = runUpgradeHook(handler.onUpgrade!, { podId, headers, query: new URLSearchParams(hs.query), clientAddress: hs.origin.clientAddress, key: hs.origin.key }, config.socketUpgradeTimeoutMs);
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+      run.abort();
+      metrics.upgradesRejected.inc({ error: 'client_aborted' });
+    });
+    void run.outcome.then((outcome) => {
+      if (aborted) return;
+      try {
+        if (outcome.kind === 'accept') {
+          // The node may have started draining while the hook ran.
+          if (isDraining()) {
+            refuseDraining(res);
+            return;
+          }
+          const session = new Session(host, newSessionId(), { ...hs.origin, data: outcome.data });
+          res.cork(() => res.upgrade<UserData>({ session }, hs.key, hs.chosen, hs.extensions, context));
+          return;
+        }
+        if (outcome.kind === 'failed') logHandlerFailure({ err: outcome.err, clientAddress: hs.origin.clientAddress }, `onUpgrade failed: refused with ${outcome.reply.status}`);
+        else if (outcome.warning) logHandlerFailure({ clientAddress: hs.origin.clientAddress }, outcome.warning);
+        metrics.upgradesRejected.inc({ error: outcome.code });
+        writeReply(res, outcome.reply);
+      } catch (err) {
+        logger.error({ err }, 'upgrade answer failed');
+      }
+    });
+  }
+
   const app = uWS.App();
   app.ws<UserData>(SOCKET_PATH, {
     // uWS cuts frames over its limit with a bare TCP close; reading up to a multiple lets the node answer 1009.
@@ -84,8 +148,7 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
     upgrade(res, req, context) {
       try {
         if (isDraining()) {
-          const retryAfterS = Math.ceil(retryAfterMs() / MS_PER_S);
-          refuse(res, 'EDGE_ERR_NODE_DRAINING', { [Header.RETRY_AFTER]: String(retryAfterS) });
+          refuseDraining(res);
           return;
         }
         // Everything read from req is copied now: req is only valid during this synchronous call.
@@ -97,8 +160,14 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
         // The server must pick one offered subprotocol; the first is the client's preference.
         const protocols = req.getHeader('sec-websocket-protocol');
         const chosen = protocols ? (protocols.split(',')[0] ?? '').trim() : '';
-        const userData: UserData = { session: new Session(host, newSessionId()) };
-        res.upgrade(userData, key, chosen, req.getHeader('sec-websocket-extensions'), context);
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const query = req.getQuery() ?? '';
+        const origin: SessionOrigin = { clientAddress: peerAddress(res), key: placementKey(query), data: undefined };
+        if (!handler.onUpgrade) {
+          res.upgrade<UserData>({ session: new Session(host, newSessionId(), origin) }, key, chosen, extensions, context);
+          return;
+        }
+        upgradeAfterHook(res, req, context, { key, chosen, extensions, query, origin });
       } catch (err) {
         logger.error({ err }, 'upgrade failed');
         try {

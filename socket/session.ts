@@ -23,15 +23,38 @@ const MAX_CLOSE_CODE = 4999;
 /** A close frame's payload is at most 125 bytes, two of them the code. */
 const MAX_CLOSE_REASON_BYTES = 123;
 
-/** A connection: its session id and the uWS socket while it is open. */
+/** What the upgrade left on a session: who connected, with which key, and what `onUpgrade` attached. */
+export interface SessionOrigin {
+  /** The client's address (X-Forwarded-For only from SOCKET_TRUSTED_PROXIES, else the TCP peer). */
+  clientAddress: string;
+  /** The valid `?key=` of the connect URL, else undefined. */
+  key: string | undefined;
+  /** What `onUpgrade` returned as `{ data }` (undefined without it). */
+  data: unknown;
+}
+
+const NO_ORIGIN: SessionOrigin = { clientAddress: '', key: undefined, data: undefined };
+
+/** A connection: its session id, where it came from, and the uWS socket while it is open. */
 export class Session {
   /** Set on open, cleared on close. */
   ws: WebSocket<UserData> | undefined = undefined;
+  /** The client's address, as `onUpgrade` saw it. */
+  readonly clientAddress: string;
+  /** The valid placement key of the connect URL (`?key=`), else undefined. */
+  readonly key: string | undefined;
+  /** The data `onUpgrade` attached (`return { data }`), else undefined. */
+  readonly data: unknown;
 
   constructor(
     readonly host: SessionHost,
     readonly sessionId: string,
-  ) {}
+    origin: SessionOrigin = NO_ORIGIN,
+  ) {
+    this.clientAddress = origin.clientAddress;
+    this.key = origin.key;
+    this.data = origin.data;
+  }
 
   /** This node's pod id. */
   get podId(): string {

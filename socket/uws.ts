@@ -2,7 +2,7 @@
 import uWS from 'uWebSockets.js';
 
 export { uWS };
-export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 
 /** True when `App` is the native binding (the package silently falls back to a JS server otherwise). */
 export function isNativeUws(app: unknown = uWS.App): boolean {

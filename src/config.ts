@@ -45,6 +45,7 @@ export interface Config {
   socketMaxBackpressureBytes: number;
   socketIdleTimeoutS: number;
   socketHandler: string | undefined;
+  socketUpgradeTimeoutMs: number;
   socketNotReadyMaxMs: number;
   scalerLeaseName: string;
   scalerIntervalMs: number;
@@ -86,6 +87,7 @@ export const DEFAULTS = {
   SOCKET_MAX_BACKPRESSURE_BYTES: '1048576',
   SOCKET_IDLE_TIMEOUT_S: '120',
   SOCKET_NOT_READY_MAX_MS: '60000',
+  SOCKET_UPGRADE_TIMEOUT_MS: '3000',
   SCALER_LEASE_NAME: 'rtc-edge-scaler',
   SCALER_INTERVAL_MS: '5000',
   SCALE_IN_STABILIZATION_MS: '300000',
@@ -222,6 +224,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     socketMaxBackpressureBytes: read('SOCKET_MAX_BACKPRESSURE_BYTES', int(1024, 256 * 1024 * 1024)),
     socketIdleTimeoutS: read('SOCKET_IDLE_TIMEOUT_S', idleTimeout),
     socketHandler: read('SOCKET_HANDLER', nonEmpty),
+    socketUpgradeTimeoutMs: read('SOCKET_UPGRADE_TIMEOUT_MS', int(1, 600_000)),
     socketNotReadyMaxMs: read('SOCKET_NOT_READY_MAX_MS', int(1000, 3_600_000)),
     scalerLeaseName: read('SCALER_LEASE_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
     scalerIntervalMs: read('SCALER_INTERVAL_MS', int(50, 3_600_000)),

@@ -45,6 +45,11 @@ export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** DNS-1123 subdomain (Kubernetes object names). */
 export const DNS1123_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
+/** A placement key (`?key=` on /ws/assign and the connect URL, DESIGN.md "Keyed placement"): 1–128 of `[A-Za-z0-9._:-]`. */
+export const PLACEMENT_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The query parameter that carries the placement key. */
+export const PLACEMENT_KEY_PARAM = 'key';
+
 /** HTTP header names the gateway sets or reads (lower case, as Node exposes them). */
 export const Header = {
   REQUEST_ID: 'x-request-id',
