@@ -123,3 +123,10 @@ test('SOCKET_MIN_REPLICAS=0 is refused with the reason (no scale-to-zero), with 
   );
   assert.equal(loadConfig({ SOCKET_MIN_REPLICAS: '1' }, 'scaler').socketMinReplicas, 1);
 });
+
+test('GATEWAY_DNS_TEMPLATE needs {podId} and a port from 1 to 65535 (port 70000 would make every connect fail)', () => {
+  assert.equal(loadConfig({ GATEWAY_DNS_TEMPLATE: '{podId}.socket:8080' }).gatewayDnsTemplate, '{podId}.socket:8080');
+  for (const bad of ['{podId}.socket:70000', '{podId}.socket:0', '{podId}.socket', 'socket:8080']) {
+    assert.throws(() => loadConfig({ GATEWAY_DNS_TEMPLATE: bad }), (e: unknown) => e instanceof ConfigError && /GATEWAY_DNS_TEMPLATE/.test(e.problems[0] ?? ''), bad);
+  }
+});

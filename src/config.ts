@@ -152,8 +152,11 @@ const cidrList: Parser<string[]> = (raw) => {
 // No activation: with no pods there are no connections, so desired would stay 0 and /ws/assign answer 503 forever.
 const minReplicas: Parser<number> = (raw) =>
   raw.trim() === '0' ? { error: 'must be at least 1: with 0 pods there are no connections to scale on, so nothing would ever start one and /ws/assign would answer 503 forever (scale-to-zero with activation is not supported)' } : int(1, 10_000)(raw);
-const dnsTemplate: Parser<string> = (raw) =>
-  raw.includes('{podId}') && /:\d{1,5}$/.test(raw) ? raw : { error: 'expected a host template containing {podId} and ending in :<port>' };
+const MAX_PORT = 65535;
+const dnsTemplate: Parser<string> = (raw) => {
+  const port = /:(\d{1,5})$/.exec(raw)?.[1];
+  return raw.includes('{podId}') && port !== undefined && Number(port) >= 1 && Number(port) <= MAX_PORT ? raw : { error: 'expected a host template containing {podId} and ending in :<port> (1-65535)' };
+};
 const idleTimeout: Parser<number> = (raw) => {
   const n = int(0, 960)(raw);
   return typeof n === 'number' && (n === 0 || (n >= 8 && n % 4 === 0)) ? n : { error: 'expected 0 (off) or a multiple of 4 between 8 and 960 seconds' };

@@ -38,7 +38,13 @@ async function setup(gatewayEnv: Record<string, string> = {}) {
   await waitFor(async () => (await fetch(`${gw.base}/ws/assign`)).status === 200);
   const client = await Client.open(gw.ws(n.node.podId));
   assert.equal(JSON.parse(String((await client.next()).data)).type, 'welcome');
-  return { registry, handler, n, gw, client };
+  const stop = async () => {
+    client.ws.terminate();
+    await gw.gateway.close();
+    await n.node.close();
+    await registry.close();
+  };
+  return { handler, n, gw, client, stop };
 }
 
 /** Stop reading the client's socket for PAUSE_MS (the kernel buffers fill, the gateway queues the rest). */
@@ -52,7 +58,7 @@ function pauseReading(client: Client): Promise<void> {
 }
 
 test('node drains while its client reads slowly: the whole 1 MiB, the reconnect notice, then close 1012, in order', async () => {
-  const { registry, handler, n, gw, client } = await setup();
+  const { handler, n, client, stop } = await setup();
   try {
     const paused = pauseReading(client);
     client.ws.send(JSON.stringify({ type: 'blast' }));
@@ -69,15 +75,12 @@ test('node drains while its client reads slowly: the whole 1 MiB, the reconnect 
     assert.equal(client.frames.length, 3, 'nothing after the notice but the close');
     await drained;
   } finally {
-    client.ws.terminate();
-    await gw.gateway.close();
-    await n.node.close();
-    await registry.close();
+    await stop();
   }
 });
 
 test("gateway shuts down while a client reads slowly: the whole 1 MiB, then the gateway's close 1001", async () => {
-  const { registry, handler, n, gw, client } = await setup({ GATEWAY_DRAIN_MS: '0' });
+  const { handler, gw, client, stop } = await setup({ GATEWAY_DRAIN_MS: '0' });
   try {
     const paused = pauseReading(client);
     client.ws.send(JSON.stringify({ type: 'blast' }));
@@ -93,10 +96,7 @@ test("gateway shuts down while a client reads slowly: the whole 1 MiB, then the 
     assert.equal(client.frames.length, 2);
     await closing;
   } finally {
-    client.ws.terminate();
-    await gw.gateway.close();
-    await n.node.close();
-    await registry.close();
+    await stop();
   }
 });
 
