@@ -28,6 +28,11 @@ export const MAX_REQUEST_ID_LENGTH = 128;
 export const API_EVENTS_LIMIT = 50;
 /** Handshake latency histogram buckets (seconds). */
 export const HANDSHAKE_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/**
+ * Upgrade statuses the chart's alerts divide by or count, exported at 0 from the start: Prometheus' rate() and
+ * increase() never count the sample a series first appears with, so a child created by its first 502 would hide it.
+ */
+export const PREINITIALIZED_UPGRADE_CODES = [101, 502, 503, 504] as const;
 /** Retry bounds of the EndpointSlice watch after an error (ms). */
 export const WATCH_RETRY_MIN_MS = 200;
 export const WATCH_RETRY_MAX_MS = 10_000;

@@ -96,6 +96,7 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   registerRegistryMetrics(metrics.registry, registry);
   const limit = fdLimit();
   const maxConnections = effectiveMaxConnections(config.gatewayMaxConnections, limit);
+  metrics.maxConnections(maxConnections);
   if (maxConnections < config.gatewayMaxConnections) {
     logger.warn({ configured: config.gatewayMaxConnections, fdLimit: limit, maxConnections }, 'GATEWAY_MAX_CONNECTIONS lowered to fit the file descriptor limit (two per proxied connection)');
   }

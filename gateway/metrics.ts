@@ -1,6 +1,6 @@
 /** Gateway Prometheus metrics. Hot-path updates are O(1) and allocation-free (label children are cached). */
 import { prom, type MetricsRegistry } from '../src/metrics.js';
-import { HANDSHAKE_BUCKETS_S } from './constants.js';
+import { HANDSHAKE_BUCKETS_S, PREINITIALIZED_UPGRADE_CODES } from './constants.js';
 
 /** The gateway's metric handles. */
 export interface GatewayMetrics {
@@ -17,6 +17,8 @@ export interface GatewayMetrics {
   request(route: string, code: number): void;
   /** accept()/connect() failed for lack of descriptors. */
   fdExhausted(where: 'accept' | 'connect'): void;
+  /** The effective GATEWAY_MAX_CONNECTIONS (lowered to fit the descriptor limit), for limit alerts. */
+  maxConnections(limit: number): void;
 }
 
 /**
@@ -30,10 +32,15 @@ export function createGatewayMetrics(registry: MetricsRegistry, registryState: (
   const active = new prom.Gauge({ name: 'rtc_gateway_active_connections', help: 'Proxied WebSocket connections currently open', registers: [registry] });
   const bytes = new prom.Counter({ name: 'rtc_gateway_relayed_bytes_total', help: 'Bytes relayed through proxied connections, live ones included (client side, handshake included)', labelNames: ['direction'], registers: [registry], collect: countLiveBytes });
   const fd = new prom.Counter({ name: 'rtc_gateway_fd_exhausted_total', help: 'accept() or upstream connect() failures for lack of file descriptors (EMFILE/ENFILE)', labelNames: ['where'], registers: [registry] });
+  const max = new prom.Gauge({ name: 'rtc_gateway_max_connections', help: 'Proxied connections this gateway accepts before it refuses with 503 (GATEWAY_MAX_CONNECTIONS, lowered to fit the descriptor limit)', registers: [registry] });
   new prom.Gauge({ name: 'rtc_gateway_registry_state', help: 'Registry view: 0 fresh, 1 stale (serving the last known view), 2 unavailable (answering 503)', registers: [registry], collect() { this.set(registryState()); } });
 
-  const upgradeChildren = new Map<number, prom.Counter.Internal>();
+  // labels() alone exports nothing: inc(0) makes the series exist at 0.
+  const upgradeChildren = new Map<number, prom.Counter.Internal>(PREINITIALIZED_UPGRADE_CODES.map((code) => [code, upgrades.labels(String(code))]));
+  for (const child of upgradeChildren.values()) child.inc(0);
   const requestChildren = new Map<string, prom.Counter.Internal>();
+  fd.labels('accept').inc(0);
+  fd.labels('connect').inc(0);
   const fromClient = bytes.labels('client_to_pod');
   const toClient = bytes.labels('pod_to_client');
   return {
@@ -56,5 +63,6 @@ export function createGatewayMetrics(registry: MetricsRegistry, registryState: (
       c.inc();
     },
     fdExhausted: (where) => fd.labels(where).inc(),
+    maxConnections: (limit) => max.set(limit),
   };
 }

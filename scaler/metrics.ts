@@ -20,6 +20,10 @@ export interface ScalerMetrics {
 /** Create the instruments on `registry`. */
 export function createScalerMetrics(registry: MetricsRegistry): ScalerMetrics {
   const r = [registry];
+  const victims = new prom.Counter({ name: 'rtc_scaler_scale_in_victims_total', help: 'pods removed by a scale-in, honored="true" when the pod was among the least-loaded', labelNames: ['honored'], registers: r });
+  // Both children exist at 0 from the start: increase() ignores the sample a series first appears with.
+  victims.labels('true').inc(0);
+  victims.labels('false').inc(0);
   return {
     registry,
     // Registered only while leading (showTickGauges): a standby's last values would double-count on dashboards.
@@ -31,7 +35,7 @@ export function createScalerMetrics(registry: MetricsRegistry): ScalerMetrics {
     holds: new prom.Counter({ name: 'rtc_scaler_holds_total', help: 'ticks that held the replica count because data was missing or a change was blocked', labelNames: ['reason'], registers: r }),
     scaleOperations: new prom.Counter({ name: 'rtc_scaler_scale_operations_total', help: 'scale subresource changes made, by direction', labelNames: ['direction'], registers: r }),
     apiErrors: new prom.Counter({ name: 'rtc_scaler_api_errors_total', help: 'failed Kubernetes API requests by HTTP status (0 = no answer)', labelNames: ['status', 'verb', 'resource'], registers: r }),
-    victims: new prom.Counter({ name: 'rtc_scaler_scale_in_victims_total', help: 'pods removed by a scale-in, honored="true" when the pod was among the least-loaded', labelNames: ['honored'], registers: r }),
+    victims,
     deletionCostPatches: new prom.Counter({ name: 'rtc_scaler_deletion_cost_patches_total', help: 'pod-deletion-cost annotation writes', registers: r }),
     leaderTransitions: new prom.Counter({ name: 'rtc_scaler_leader_transitions_total', help: 'Lease acquired / lost by this replica', labelNames: ['event'], registers: r }),
   };

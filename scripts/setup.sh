@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HELM_VERSION=v3.22.0
+PROMTOOL_VERSION=v0.316.0
 export PATH="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
 
 need_apt=()
@@ -28,6 +29,13 @@ fi
 if ! command -v helm >/dev/null 2>&1 || ! go version -m "$(command -v helm)" 2>/dev/null | grep -Eq "helm\.sh/helm/v3[[:space:]]+${HELM_VERSION}[[:space:]]"; then
   echo "setup: building helm ${HELM_VERSION} with go install (one time)"
   go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
+fi
+
+# promtool checks the /metrics output of every role, the chart's alerting rules (and their unit tests)
+# and the dashboard's PromQL; like helm, the module version is read from the binary.
+if ! command -v promtool >/dev/null 2>&1 || ! go version -m "$(command -v promtool)" 2>/dev/null | grep -Eq "github\.com/prometheus/prometheus[[:space:]]+${PROMTOOL_VERSION}[[:space:]]"; then
+  echo "setup: building promtool ${PROMTOOL_VERSION} with go install (one time)"
+  go install "github.com/prometheus/prometheus/cmd/promtool@${PROMTOOL_VERSION}"
 fi
 
 # A real Kubernetes control plane for the tests (test/kube pins it): etcd, kube-apiserver and

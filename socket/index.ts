@@ -73,6 +73,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     draining: () => state.draining,
     registryUp: () => heartbeat?.healthy ?? false,
   });
+  metrics.drainTimeout.set(config.drainTimeoutMs / 1000);
 
   const wsApp = createSocketServer({ config, podId, handler, logger, metrics, sessions, isDraining: () => state.draining });
 
@@ -132,6 +133,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     drainPromise ??= (async () => {
       state.draining = true; // readiness fails and upgrades are refused from here on
       const t0 = performance.now();
+      metrics.drainStarted.set(Date.now() / 1000);
       const open = sessions.size;
       logger.info({ connections: open, windowMs: config.drainWindowMs, timeoutMs: config.drainTimeoutMs }, 'drain started');
       void event('drain-start', `draining ${open} connections over ${config.drainWindowMs} ms`);

@@ -51,6 +51,8 @@ export function createSocketMetrics(registry: MetricsRegistry, sources: GaugeSou
     handlerErrors: new prom.Counter({ name: 'rtc_socket_handler_errors_total', help: 'Application handler throws and rejections', registers }),
     draining: sampled('rtc_socket_draining', '1 while the node drains', () => (sources.draining() ? 1 : 0)),
     drainNotices: new prom.Counter({ name: 'rtc_socket_drain_notices_total', help: 'Reconnect notices sent (each followed by close 1012)', registers }),
+    drainStarted: new prom.Gauge({ name: 'rtc_socket_drain_started_timestamp_seconds', help: 'Unix time the running (or last) drain started; 0 before any drain', registers }),
+    drainTimeout: new prom.Gauge({ name: 'rtc_socket_drain_timeout_seconds', help: 'DRAIN_TIMEOUT_MS in seconds: a drain answers /drain after at most this long', registers }),
     drainDuration: new prom.Gauge({ name: 'rtc_socket_drain_duration_seconds', help: 'Duration of the last drain', registers }),
     drainRemaining: new prom.Gauge({ name: 'rtc_socket_drain_remaining', help: 'Connections still open when the last drain answered', registers }),
     heartbeats: new prom.Counter({
