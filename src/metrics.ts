@@ -4,11 +4,20 @@ import client from 'prom-client';
 export { client as prom };
 export type MetricsRegistry = client.Registry;
 
+/**
+ * prom-client's gauges that end in `_total`, which `promtool check metrics` rejects (a `_total` suffix means a
+ * counter). Each is the sum over the `type` label of the same gauge without the suffix, which stays.
+ */
+const GAUGES_NAMED_LIKE_COUNTERS = ['rtc_nodejs_active_handles_total', 'rtc_nodejs_active_requests_total', 'rtc_nodejs_active_resources_total'];
+
 /** A fresh registry with process metrics (prefixed by role) and a `role` default label. */
 export function createMetricsRegistry(role: string, withProcessMetrics = true): client.Registry {
   const registry = new client.Registry();
   registry.setDefaultLabels({ role });
-  if (withProcessMetrics) client.collectDefaultMetrics({ register: registry, prefix: 'rtc_' });
+  if (withProcessMetrics) {
+    client.collectDefaultMetrics({ register: registry, prefix: 'rtc_' });
+    for (const name of GAUGES_NAMED_LIKE_COUNTERS) registry.removeSingleMetric(name);
+  }
   return registry;
 }
 

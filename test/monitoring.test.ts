@@ -46,7 +46,7 @@ const scraped = new Map<string, string>();
 
 /** Start `rtc-edge <role>` through the real CLI. */
 function spawnRole(role: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', role], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', role], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', POD_IP: '127.0.0.1', HEARTBEAT_MS: '300', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -117,9 +117,9 @@ before(async () => {
   await once(ws, 'open');
   ws.close();
   await once(ws, 'close');
-  // In `dev` one port serves both; the gateway role serves /metrics on GATEWAY_ADMIN_PORT (GATEWAY_PORT before the split).
+  // In `dev` one port serves clients and /metrics; the gateway role serves /metrics on GATEWAY_ADMIN_PORT only.
   scraped.set('dev', await scrape([`http://${dev}/metrics`], (t) => /rtc_gateway_relayed_bytes_total\{direction="client_to_pod"[^}]*\} [1-9]/.test(t)));
-  scraped.set('gateway', await scrape([`http://127.0.0.1:${gwAdmin}/metrics`, `http://127.0.0.1:${gwPort}/metrics`]));
+  scraped.set('gateway', await scrape([`http://127.0.0.1:${gwAdmin}/metrics`]));
   scraped.set('socket', await scrape([`http://127.0.0.1:${sockAdmin}/metrics`], (t) => /rtc_socket_heartbeats_total\{result="ok"/.test(t)));
   scraped.set('scaler', await scrape([`http://127.0.0.1:${scalerAdmin}/metrics`], (t) => /^rtc_scaler_leader\{[^}]*\} 1$/m.test(t) && /^rtc_scaler_decisions_total\{/m.test(t)));
 });
@@ -237,9 +237,9 @@ describe('chart: monitors, rules and dashboard', () => {
         assert.equal(endpoint.scrapeTimeout, '10s');
         assert.deepEqual(endpoint.relabelings.map((x: any) => x.targetLabel), ['release', 'node']);
         assert.equal(endpoint.metricRelabelings[0].regex, 'rtc_nodejs_.*');
-        // The admin port where the pod has one (the gateway's `http` until the chart gives it GATEWAY_ADMIN_PORT).
-        const expected = ports.some((p) => p.name === 'admin') ? 'admin' : 'http';
-        assert.equal(endpoint.port, expected, `${role}: scrapes port ${expected}`);
+        const expected = 'admin';
+        assert.equal(endpoint.port, expected, `${role}: scrapes the admin port`);
+        assert.ok(ports.some((p) => p.name === expected), `${role}: the pods declare a port named admin`);
         if (kind === 'PodMonitor') {
           assert.ok(selects(pod.metadata.labels), `${role}: the PodMonitor selects the ${role} pods`);
           for (const other of r.objects.filter((o) => o.kind === 'Deployment' && o !== dep)) assert.ok(!selects(other.spec.template.metadata.labels), `${role} monitor selects ${other.metadata.name}`);
@@ -257,22 +257,34 @@ describe('chart: monitors, rules and dashboard', () => {
           assert.equal(sp.port, ports.find((p) => p.name === expected)!.containerPort);
         }
       }
+      // The schema check can fail: a misspelt field (which the API server would prune silently) and a bad duration.
+      const typo = structuredClone(monitors[0]!);
+      typo.spec.podMetricsEndpoint = typo.spec.podMetricsEndpoints ?? typo.spec.endpoints;
+      assert.equal(validators[kind]!(typo), false, 'an unknown spec field is rejected');
+      const badInterval = structuredClone(monitors[0]!);
+      (badInterval.spec.podMetricsEndpoints ?? badInterval.spec.endpoints)[0].interval = '15 seconds';
+      assert.equal(validators[kind]!(badInterval), false, 'a bad interval is rejected');
       const lint = helm(['lint', '--strict', CHART, '--namespace', NAMESPACE, '--kube-version', HELM_KUBE_VERSION, ...[...ALL_ON, `metrics.serviceMonitor.kind=${kind}`].flatMap((s) => ['--set', s])]);
       assert.equal(lint.status, 0, lint.stdout + lint.stderr);
     });
   }
 
-  test('NetworkPolicy stays consistent: monitors without a Prometheus peer on the socket admin port are refused; with one, the peer is let in', () => {
+  test('NetworkPolicies stay consistent: monitors without a Prometheus peer for the admin ports are refused; with one, it reaches every role\'s admin port', () => {
     const refused = render(['metrics.serviceMonitor.enabled=true']);
     assert.notEqual(refused.status, 0);
-    assert.match(refused.stderr, /metrics\.serviceMonitor\.enabled scrapes the socket admin port.*networkPolicy\.adminExtraFrom/);
-    const noPolicy = render(['metrics.serviceMonitor.enabled=true', 'networkPolicy.enabled=false']);
-    assert.equal(noPolicy.status, 0, noPolicy.stderr);
+    assert.match(refused.stderr, /metrics\.serviceMonitor\.enabled scrapes the admin ports.*set networkPolicy\.metricsNamespace to the namespace your Prometheus runs in/);
+    for (const way of ['networkPolicy.enabled=false', 'networkPolicy.adminExtraFrom[0].ipBlock.cidr=10.9.0.0/16']) {
+      const r = render(['metrics.serviceMonitor.enabled=true', way]);
+      assert.equal(r.status, 0, `${way}: ${r.stderr}`);
+    }
     const ok = render(ALL_ON);
     assert.equal(ok.status, 0, ok.stderr);
-    const pol = ok.objects.find((o) => o.kind === 'NetworkPolicy' && o.spec.podSelector.matchLabels['app.kubernetes.io/component'] === 'socket')!;
-    const admin = pol.spec.ingress.find((rule: any) => rule.ports.some((p: any) => p.port === 'admin'));
-    assert.ok(admin.from.some((p: any) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring'));
+    for (const role of ['socket', 'gateway', 'scaler']) {
+      const pol = ok.objects.find((o) => o.kind === 'NetworkPolicy' && o.spec.podSelector.matchLabels['app.kubernetes.io/component'] === role);
+      assert.ok(pol, `a NetworkPolicy selects the ${role} pods`);
+      const admin = pol.spec.ingress.find((rule: any) => rule.ports.some((p: any) => p.port === 'admin'));
+      assert.ok(admin?.from.some((p: any) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring'), `${role}: Prometheus reaches the admin port`);
+    }
     const bad = render([...ALL_ON, 'metrics.serviceMonitor.kind=Probe']);
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /kind/);
@@ -315,7 +327,7 @@ describe('chart: monitors, rules and dashboard', () => {
     // The issue's list, one alert (or more) each.
     for (const [what, re] of [['victim not honoured', /VictimNotHonoured/], ['registry stale or unavailable', /RegistryStale/], ['registry unavailable', /RegistryUnavailable/],
       ['connection limit', /NearConnectionLimit/], ['descriptor limit', /NearDescriptorLimit/], ['refusing with 503', /Refusing503/], ['drain timeout', /DrainTimeout/],
-      ['no Lease holder', /NoScalerLeader/], ['at SOCKET_MAX_REPLICAS', /AtMaxReplicas/], ['invalid records', /InvalidRegistryRecords/], ['upstream 502/504', /UpstreamErrors/]] as const) {
+      ['no Lease holder', /NoScalerLeader/], ['at SOCKET_MAX_REPLICAS', /AtMaxReplicas/], ['upstream 502/504', /UpstreamErrors/]] as const) {
       assert.ok(names.some((n) => re.test(n)), `an alert for: ${what}`);
     }
   });

@@ -138,8 +138,8 @@ Validation that JSON schema cannot express (cross-field rules). Rendered once fr
 {{- if and (not .Values.redis.enabled) (not $external) -}}
 {{- fail "redis.enabled=false needs redis.url (redis://, rediss://, redis+sentinel://, redis+cluster://) or redis.existingSecret: gateways, socket nodes and the scaler share one registry" -}}
 {{- end -}}
-{{- if and .Values.metrics.serviceMonitor.enabled .Values.networkPolicy.enabled (not .Values.networkPolicy.adminExtraFrom) -}}
-{{- fail "metrics.serviceMonitor.enabled scrapes the socket admin port, which the NetworkPolicy opens only to scaler pods: add your Prometheus to networkPolicy.adminExtraFrom (e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]) or set networkPolicy.enabled=false" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled .Values.networkPolicy.enabled (not .Values.networkPolicy.metricsNamespace) (not .Values.networkPolicy.adminExtraFrom) -}}
+{{- fail "metrics.serviceMonitor.enabled scrapes the admin ports, which the NetworkPolicies open only to networkPolicy.metricsNamespace and networkPolicy.adminExtraFrom (both empty): set networkPolicy.metricsNamespace to the namespace your Prometheus runs in, add it to networkPolicy.adminExtraFrom, or set networkPolicy.enabled=false" -}}
 {{- end -}}
 {{- if and .Values.redis.url .Values.redis.existingSecret -}}
 {{- fail "give either redis.url or redis.existingSecret, not both" -}}
@@ -282,16 +282,7 @@ on redisPorts for an external one), plus networkPolicy.egress.extra. Call with (
 {{- end }}
 {{- end -}}
 
-{{/*
-Name of the container port a role serves /metrics on: `admin` (ADMIN_PORT of socket and scaler; the gateway's
-GATEWAY_ADMIN_PORT once the chart gives it `gateway.adminPort`), else the gateway's `http`. Call with (dict "ctx" $ "role" "x").
-*/}}
-{{- define "rtc-edge.metricsPortName" -}}
-{{- if and (eq .role "gateway") (not (hasKey .ctx.Values.gateway "adminPort")) -}}http{{- else -}}admin{{- end -}}
-{{- end -}}
-
-{{/* Number of that port. Call with (dict "ctx" $ "role" "x"). */}}
+{{/* Port (number) each role serves /metrics on: its container port `admin`. Call with (dict "ctx" $ "role" "x"). */}}
 {{- define "rtc-edge.metricsPortNumber" -}}
-{{- $values := index .ctx.Values .role -}}
-{{- if eq (include "rtc-edge.metricsPortName" .) "http" -}}{{ $values.port }}{{- else -}}{{ $values.adminPort }}{{- end -}}
+{{- (index .ctx.Values .role).adminPort -}}
 {{- end -}}
