@@ -4,6 +4,7 @@ import net from 'node:net';
 import { DNS1123_LABEL, DNS1123_SUBDOMAIN, DEFAULT_REDIS_PREFIX, POD_MAX_HEAD_BYTES } from './constants.js';
 import { parseRedisUrl } from './registry/redis-url.js';
 import { parseCidrList } from './cidr.js';
+import { redactUrl, scrub, urlSecrets } from './redact.js';
 
 export type Role = 'gateway' | 'socket' | 'scaler' | 'dev' | 'status';
 export type ResolverKind = 'registry' | 'endpointslices' | 'dns';
@@ -110,6 +111,9 @@ export const DEV_DEFAULTS: Partial<Record<keyof typeof DEFAULTS, string>> = {
   DRAIN_WINDOW_MS: '5000',
 };
 
+/** Variables whose userinfo is a credential: echoed redacted in configuration errors. */
+const SECRET_URLS = new Set(['REDIS_URL']);
+
 /** Thrown by loadConfig; `problems` names every bad variable. */
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -135,12 +139,19 @@ const matching = (re: RegExp, what: string): Parser<string> => (raw) => (re.test
 const nonEmpty: Parser<string> = (raw) => (raw.length > 0 ? raw : { error: 'expected a non-empty string' });
 const ipAddress: Parser<string> = (raw) => (net.isIP(raw) ? raw : { error: 'expected an IPv4 or IPv6 address' });
 const redisUrl: Parser<string> = (raw) => {
-  try {
-    parseRedisUrl(raw);
-    return raw;
-  } catch (err) {
-    return { error: `${(err as Error).message}; expected redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://h1:p1,h2:p2/<master> or redis+cluster://h1:p1,h2:p2` };
-  }
+  const problem = (url: string) => {
+    try {
+      parseRedisUrl(url);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  const found = problem(raw);
+  if (found === undefined) return raw;
+  // The parser may quote a fragment of the value; explain the redacted form instead, so no password is echoed.
+  const shown = problem(redactUrl(raw)) ?? 'the user:password part is malformed (percent-encode reserved characters such as / @ : #)';
+  return { error: `${scrub(shown, urlSecrets(raw))}; expected redis://[user:pass@]host:port[/db], rediss://…, redis+sentinel://h1:p1,h2:p2/<master> or redis+cluster://h1:p1,h2:p2` };
 };
 const cidrList: Parser<string[]> = (raw) => {
   try {
@@ -189,7 +200,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     }
     const v = parse(raw);
     if (v !== null && typeof v === 'object' && 'error' in v) {
-      problems.push(`${name}=${JSON.stringify(raw)}: ${(v as { error: string }).error}`);
+      problems.push(`${name}=${JSON.stringify(SECRET_URLS.has(name) ? redactUrl(raw) : raw)}: ${(v as { error: string }).error}`);
       return undefined as T;
     }
     return v as T;

@@ -9,6 +9,7 @@ import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { jitteredBackoffMs } from '../backoff.js';
 import { DEAD_AFTER_HEARTBEATS, DNS1123_LABEL, RECENT_EVENTS_DEFAULT_LIMIT, REDIS_CONNECT_TIMEOUT_MS, REDIS_RECONNECT_BASE_MS, REDIS_RECONNECT_MAX_MS } from '../constants.js';
+import { safeError, urlSecrets } from '../redact.js';
 import { parseRedisUrl } from './redis-url.js';
 import { checkPodRecord, checkPodRecordText, createRecordGuard, MAX_LOGGED_ID_CHARS, MAX_RECORD_BYTES, type RecordCheck, type RecordSource } from './record.js';
 import { EVENT_LOG_LENGTH, parseCordonMark, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
@@ -103,6 +104,8 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
   const guard = createRecordGuard(logger);
+  // ioredis errors carry the AUTH command's arguments; what this backend logs keeps only type, message and code.
+  const secrets = urlSecrets(opts.url);
   let state: RegistryStatus = 'connecting';
   let closed = false;
 
@@ -110,7 +113,7 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
     if (next === state || closed) return;
     const prev = state;
     state = next;
-    if (next === 'down') logger?.warn({ err, from: prev }, 'registry: redis unavailable, retrying with backoff');
+    if (next === 'down') logger?.warn({ err: safeError(err, secrets), from: prev }, 'registry: redis unavailable, retrying with backoff');
     else if (next === 'ready') logger?.info({ from: prev }, 'registry: redis connected');
     bus.emit('status', next);
   };
@@ -146,7 +149,7 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   });
   sub.on('ready', () => {
     sub.subscribe(channel).catch((err: unknown) => {
-      if (!closed) logger?.warn({ err }, 'registry: subscribe failed; retrying on the next reconnect');
+      if (!closed) logger?.warn({ err: safeError(err, secrets) }, 'registry: subscribe failed; retrying on the next reconnect');
     });
   });
 

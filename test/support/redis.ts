@@ -27,19 +27,20 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
   }
 }
 
-/** Spawn `redis-server --port <random> --save "" --appendonly no`. */
-export async function startRedis(): Promise<RedisServer> {
+/** Spawn `redis-server --port <random> --save "" --appendonly no` (with `--requirepass` when `password` is given; `url` then carries it). */
+export async function startRedis(opts: { password?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
   let child: ChildProcess | undefined;
+  const auth = opts.password === undefined ? [] : ['--requirepass', opts.password];
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...auth], { stdio: 'ignore' });
     child.once('error', (err) => { throw new Error(`cannot run redis-server (run scripts/setup.sh): ${err.message}`); });
     await waitForPort(port);
   };
   await start();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: opts.password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}`,
     async stop() {
       const c = child;
       if (!c || c.exitCode !== null || c.signalCode !== null) return;
