@@ -29,6 +29,8 @@ export interface ApiPod {
   port: number;
   connections: number;
   draining: boolean;
+  /** No new clients go to it: the scaler plans to remove it. */
+  cordoned?: boolean;
   updatedAt?: number;
   startedAt?: number;
   deletionCost?: number | null;
@@ -42,6 +44,8 @@ export interface ApiPods {
   currentReplicas?: number | null;
   reason?: string | null;
   deletionCosts?: Record<string, number> | null;
+  /** The planned victims of the coming scale-in. */
+  victims?: string[];
 }
 
 /** `/api/events`. */
@@ -78,18 +82,21 @@ export function renderStatus(url: string, pods: ApiPods, events: ApiEvents | nul
   const list = [...pods.pods].sort((a, b) => b.connections - a.connections || a.podId.localeCompare(b.podId));
   const total = pods.totalConnections ?? list.reduce((s, p) => s + p.connections, 0);
   const draining = list.filter((p) => p.draining).length;
+  const cordoned = list.filter((p) => p.cordoned && !p.draining).length;
+  const victims = new Set(pods.victims ?? []);
+  const state = (p: ApiPod) => (p.draining ? 'draining' : p.cordoned ? (victims.has(p.podId) ? 'cordoned/victim' : 'cordoned') : 'serving');
   const cost = (p: ApiPod) => p.deletionCost ?? pods.deletionCosts?.[p.podId];
   const out: string[] = [];
   out.push(`rtc-edge status · ${url} · ${new Date(now).toISOString()}`);
   const desired = pods.desiredReplicas ?? 'n/a (no scaler has reported)';
   const current = pods.currentReplicas != null ? ` · workload ${pods.currentReplicas}` : '';
-  out.push(`pods ${list.length} live (${draining} draining) · desired ${desired}${current} · connections ${total}${pods.reason ? ` · ${pods.reason}` : ''}`);
+  out.push(`pods ${list.length} live (${draining} draining${cordoned ? `, ${cordoned} cordoned` : ''}) · desired ${desired}${current} · connections ${total}${pods.reason ? ` · ${pods.reason}` : ''}`);
   out.push('');
   if (list.length === 0) out.push('no live socket pods');
   else {
     out.push(table(
       ['POD', 'ADDRESS', 'CONNS', 'STATE', 'DEL-COST', 'AGE'],
-      list.map((p) => [p.podId, p.ip.includes(':') ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`, String(p.connections), p.draining ? 'draining' : 'serving', cost(p) == null ? '-' : String(cost(p)), fmtAge(p.startedAt === undefined ? undefined : now - p.startedAt)]),
+      list.map((p) => [p.podId, p.ip.includes(':') ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`, String(p.connections), state(p), cost(p) == null ? '-' : String(cost(p)), fmtAge(p.startedAt === undefined ? undefined : now - p.startedAt)]),
       new Set([2, 4, 5]),
     ));
   }

@@ -101,6 +101,7 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
         // Beyond DESIGN.md, for the status page and `rtc-edge status`: the scaler's view of the workload.
         currentReplicas: decision ? decision.currentReplicas : null,
         reason: decision ? decision.reason : null,
+        victims: decision?.victims ?? [],
         decidedAt: decision ? decision.at : null,
         registry: ctx.view.state(),
       });

@@ -1,7 +1,8 @@
 /**
  * The gateway's live status page (`GET /`): one self-contained HTML document, no build step, vanilla JS.
- * It polls `/api/pods` and `/api/events` every second, charts total connections and pod count over the last
- * five minutes, lists pods and scaling/drain events, and can open a pinned test WebSocket from the browser.
+ * It polls `/api/pods` and `/api/events` every second, charts total connections, pod count and the connections
+ * still on cordoned pods over the last five minutes, lists pods (cordoned ones and the planned victims marked)
+ * and scaling/drain/cordon events, and can open a pinned test WebSocket from the browser.
  * Every value from the API is written with textContent, never as HTML.
  */
 
@@ -19,7 +20,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <title>rtc-edge status</title>
 <link rel="icon" href="data:,">
 <style>
-  :root { --bg:#0f1419; --panel:#171e26; --line:#263241; --fg:#e6edf3; --dim:#8b98a5; --conn:#4cc2ff; --pods:#ffb74d; --ok:#3fb950; --warn:#d29922; --bad:#f85149; }
+  :root { --bg:#0f1419; --panel:#171e26; --line:#263241; --fg:#e6edf3; --dim:#8b98a5; --conn:#4cc2ff; --pods:#ffb74d; --cord:#c297ff; --ok:#3fb950; --warn:#d29922; --bad:#f85149; }
   * { box-sizing: border-box; }
   body { margin:0; font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif; background:var(--bg); color:var(--fg); }
   header { display:flex; align-items:center; gap:12px; padding:12px 20px; border-bottom:1px solid var(--line); }
@@ -41,7 +42,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   canvas { width:100%; height:220px; display:block; }
   .legend { display:flex; gap:16px; font-size:12px; color:var(--dim); margin-top:6px; }
   .legend span::before { content:''; display:inline-block; width:14px; height:3px; margin-right:6px; vertical-align:middle; background:currentColor; }
-  .legend .c { color:var(--conn); } .legend .p { color:var(--pods); }
+  .legend .c { color:var(--conn); } .legend .p { color:var(--pods); } .legend .k { color:var(--cord); }
   table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
   th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
   th { color:var(--dim); font-weight:500; font-size:12px; }
@@ -50,6 +51,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; background:#263241; color:var(--dim); }
   .badge.draining { background:#3d2f0b; color:var(--warn); } .badge.serving { background:#12301b; color:var(--ok); }
   tr.draining td { color:var(--warn); }
+  .badge.cordoned { background:#2a1f3d; color:var(--cord); } .badge.victim { background:#3a1618; color:var(--bad); margin-left:4px; }
+  tr.cordoned td { color:var(--cord); } tr.cordoned .bar { background:var(--cord); }
   .empty { color:var(--dim); padding:12px 8px; }
   #events { list-style:none; margin:0; padding:0; max-height:420px; overflow:auto; }
   #events li { display:grid; grid-template-columns:70px 86px 1fr; gap:8px; padding:5px 0; border-bottom:1px solid var(--line); font-size:13px; }
@@ -58,6 +61,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .kind.scale-out { background:#0e2a3d; color:var(--conn); } .kind.scale-in { background:#3a2412; color:var(--pods); }
   .kind.drain-start, .kind.drain-done, .kind.victim { background:#3d2f0b; color:var(--warn); }
   .kind.pod-added { background:#12301b; color:var(--ok); } .kind.pod-removed { background:#3a1618; color:var(--bad); }
+  .kind.cordon, .kind.uncordon { background:#2a1f3d; color:var(--cord); } .kind.not-honoured { background:#3a1618; color:var(--bad); }
   button { background:#238636; color:#fff; border:0; border-radius:6px; padding:7px 14px; font:inherit; cursor:pointer; }
   button.secondary { background:#30363d; } button:disabled { opacity:.5; cursor:default; }
   #client-state { color:var(--dim); margin-left:10px; font-size:13px; }
@@ -81,7 +85,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <section class="wide">
     <h2>Connections and pods, last minutes</h2>
     <canvas id="chart" aria-label="total connections and pod count over the last five minutes"></canvas>
-    <div class="legend"><span class="c">total connections (left axis)</span><span class="p">live pods (right axis)</span></div>
+    <div class="legend"><span class="c">total connections (left axis)</span><span class="k">on cordoned pods (left axis)</span><span class="p">live pods (right axis)</span></div>
   </section>
   <section>
     <h2>Pods</h2>
@@ -99,7 +103,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     <div id="client-log"></div>
   </section>
   <section class="wide">
-    <h2>Scaling and drain events</h2>
+    <h2>Scaling, cordon and drain events</h2>
     <ul id="events"><li class="empty">no events yet</li></ul>
   </section>
 </main>
@@ -153,6 +157,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     if (total === null) total = pods.reduce(function (s, p) { return s + (p.connections || 0); }, 0);
     var max = pods.reduce(function (m, p) { return Math.max(m, p.connections || 0); }, 0);
     var draining = pods.filter(function (p) { return p.draining; }).length;
+    var victims = Array.isArray(data.victims) ? data.victims.map(String) : [];
+    var cordoned = pods.filter(function (p) { return p.cordoned && !p.draining; });
+    var onCordoned = cordoned.reduce(function (s, p) { return s + (p.connections || 0); }, 0);
     var body = $('pods-body');
     body.textContent = '';
     if (pods.length === 0) {
@@ -160,7 +167,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     }
     var now = Date.now();
     pods.forEach(function (p) {
-      var tr = el('tr', p.draining ? 'draining' : '');
+      var tr = el('tr', p.draining ? 'draining' : p.cordoned ? 'cordoned' : '');
       tr.setAttribute('data-pod-id', String(p.podId));
       tr.appendChild(el('td', 'mono', p.podId));
       tr.appendChild(el('td', 'mono', host(p)));
@@ -168,7 +175,12 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       c.appendChild(el('span', 'conn', p.connections));
       var bar = el('span', 'bar'); bar.style.width = (max > 0 ? Math.round(60 * (p.connections || 0) / max) : 0) + 'px'; c.appendChild(bar);
       tr.appendChild(c);
-      var st = el('td'); st.appendChild(el('span', 'badge ' + (p.draining ? 'draining' : 'serving'), p.draining ? 'draining' : 'serving')); tr.appendChild(st);
+      var state = p.draining ? 'draining' : p.cordoned ? 'cordoned' : 'serving';
+      var st = el('td'); st.appendChild(el('span', 'badge ' + state, state));
+      if (!p.draining && victims.indexOf(String(p.podId)) >= 0) {
+        var v = el('span', 'badge victim', 'planned victim'); v.title = 'the next scale-in removes this pod once its clients have left'; st.appendChild(v);
+      }
+      tr.appendChild(st);
       var cost = deletionCost(p, data);
       tr.appendChild(el('td', 'num cost', cost === null ? '–' : cost));
       tr.appendChild(el('td', 'num age', fmtAge(num(p.startedAt) !== null ? now - p.startedAt : null)));
@@ -176,7 +188,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     });
     $('pod-count').textContent = String(pods.length);
     var current = num(data.currentReplicas);
-    $('pod-hint').textContent = (draining ? draining + ' draining' : 'none draining') + (current !== null ? ' · workload ' + current : '');
+    $('pod-hint').textContent = (draining ? draining + ' draining' : 'none draining') + (cordoned.length ? ' · ' + cordoned.length + ' cordoned' : '') + (current !== null ? ' · workload ' + current : '');
     var desired = num(data.desiredReplicas);
     $('desired').textContent = desired === null ? '–' : String(desired);
     var reason = data.reason || (data.scaler && data.scaler.reason) || (data.decision && data.decision.reason) || '';
@@ -187,7 +199,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     var busiest = pods[0];
     $('busiest').textContent = busiest ? String(busiest.connections) : '–';
     $('busiest-hint').textContent = busiest ? String(busiest.podId) : '';
-    history.push({ t: now, conns: total, pods: pods.length });
+    history.push({ t: now, conns: total, pods: pods.length, cordoned: onCordoned });
     while (history.length && history[0].t < now - HISTORY_MS) history.shift();
     drawChart();
   }
@@ -252,6 +264,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       ctx.stroke();
     }
     line('conns', maxC, css.getPropertyValue('--conn'), false);
+    line('cordoned', maxC, css.getPropertyValue('--cord'), false);
     line('pods', maxP, css.getPropertyValue('--pods'), true);
   }
   // A round tick so that the four grid lines of the connections axis carry readable numbers.

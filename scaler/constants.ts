@@ -69,3 +69,7 @@ export const CORDON_TTL_MIN_MS = 30_000;
 export const VICTIM_DELETION_COST = -2_147_483_648;
 /** How long the scaler waits for the workload to show a retiring victim NotReady before it gives up this scale-in. */
 export const RETIRE_CONFIRM_TIMEOUT_MS = 30_000;
+/** Local backend: how often awaitNotReady looks at the nodes' readiness (the kubelet probes every few seconds). */
+export const LOCAL_READY_POLL_MS = 20;
+/** Pause between the last watch confirmation and the scale call: the ReplicaSet controller's informer is a second watch. */
+export const SCALE_IN_SETTLE_MS = 500;

@@ -1,8 +1,10 @@
 /**
  * The pure cordon decision of DESIGN "Cordon": which pods should carry the cordon mark after this tick.
- * When the policy first sees desired < current it cordons the pods the coming scale-in will remove (the
- * least-loaded, ties by name), keeps them while desired stays low, re-picks when one dies or another pod
- * becomes clearly lighter, and uncordons everything once desired reaches current again. Table-tested.
+ * When the policy first sees desired < current it cordons every pod the coming scale-ins will remove (current −
+ * max(desired, min), the least-loaded, ties by name), so that all of them drain during the window even when
+ * SCALE_IN_MAX_STEP removes them one tick after another; keeps them while desired stays low, re-picks when one
+ * dies or another pod becomes clearly lighter, uncordons the heaviest when fewer are needed and everything once
+ * desired reaches current again. A scale-in's victims are the lightest of the cordoned pods. Table-tested.
  */
 import { CORDON_REPICK_MIN_GAP, CORDON_REPICK_RATIO } from './constants.js';
 import type { PolicyConfig, PolicyDecision } from './policy.js';
@@ -17,20 +19,21 @@ export interface CordonCandidate {
 
 /** What to change this tick. */
 export interface CordonPlan {
-  /** Every pod that should be cordoned after this tick (lightest first); at a scale-in, exactly its victims. */
+  /** Every pod that should be cordoned after this tick (lightest first). */
   cordoned: string[];
+  /** At a scale-in: the pods it removes (the lightest cordoned ones); empty otherwise. */
+  victims: string[];
   /** Newly cordoned. */
   add: string[];
   /** To uncordon (picked no more, or gone). */
   remove: string[];
 }
 
-/** How many pods the scale-in that the decision foresees would remove, within the bounds. */
-export function victimsWanted(decision: Pick<PolicyDecision, 'action' | 'desired' | 'replicas'>, current: number, cfg: Pick<PolicyConfig, 'minReplicas' | 'scaleInMaxStep'>): number {
-  if (decision.action === 'scale-in') return Math.max(0, current - decision.replicas);
-  if (decision.action === 'scale-out' || decision.desired >= current) return 0;
-  const target = Math.max(decision.desired, current - cfg.scaleInMaxStep, cfg.minReplicas);
-  return Math.max(0, current - target);
+/** How many pods the scale-ins that the decision foresees would remove in all: never below SOCKET_MIN_REPLICAS or desired. */
+export function podsToCordon(decision: Pick<PolicyDecision, 'action' | 'desired' | 'replicas'>, current: number, cfg: Pick<PolicyConfig, 'minReplicas'>): number {
+  const now = decision.action === 'scale-in' ? Math.max(0, current - decision.replicas) : 0;
+  if (decision.action === 'scale-out' || (decision.desired >= current && now === 0)) return 0;
+  return Math.max(now, current - Math.max(decision.desired, cfg.minReplicas));
 }
 
 const byLoad = (a: CordonCandidate, b: CordonCandidate) => a.connections - b.connections || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -48,13 +51,13 @@ export function planCordon(
   decision: Pick<PolicyDecision, 'action' | 'reason' | 'desired' | 'replicas'>,
   current: number,
   candidates: readonly CordonCandidate[],
-  cfg: Pick<PolicyConfig, 'minReplicas' | 'scaleInMaxStep'>,
+  cfg: Pick<PolicyConfig, 'minReplicas'>,
   markedNames: readonly string[] = candidates.filter((c) => c.cordoned).map((c) => c.name),
 ): CordonPlan {
   if (decision.reason === 'registry-unavailable' || decision.reason === 'registry-stale') {
-    return { cordoned: [...markedNames], add: [], remove: [] };
+    return { cordoned: [...markedNames], victims: [], add: [], remove: [] };
   }
-  const k = Math.min(victimsWanted(decision, current, cfg), candidates.length);
+  const k = Math.min(podsToCordon(decision, current, cfg), candidates.length);
   const sorted = [...candidates].sort(byLoad);
   const kept = sorted.filter((c) => c.cordoned).slice(0, k);
   const free = sorted.filter((c) => !kept.includes(c));
@@ -73,5 +76,6 @@ export function planCordon(
   const names = kept.map((c) => c.name);
   const now = new Set(names);
   const was = new Set(markedNames);
-  return { cordoned: names, add: names.filter((n) => !was.has(n)), remove: markedNames.filter((n) => !now.has(n)) };
+  const victims = decision.action === 'scale-in' ? names.slice(0, Math.max(0, current - decision.replicas)) : [];
+  return { cordoned: names, victims, add: names.filter((n) => !was.has(n)), remove: markedNames.filter((n) => !now.has(n)) };
 }

@@ -1,10 +1,15 @@
 /**
- * The scale-in protocol of DESIGN.md: write pod-deletion-cost = live connections on the pods whose value
- * changed (only now, just before a scale-down), wait until the watch shows them, scale, then check which
- * pods Kubernetes removed, since the annotation is only a hint.
+ * The scale-in protocol of DESIGN.md ("Scaler", "Cordon"): the victims are the cordoned pods. Just before the
+ * scale call they report NotReady (a retire request; the node bounds it) and carry the lowest deletion cost,
+ * the other pods their live connections (written only where the value changed, only now); the scaler waits
+ * until the pod watch shows all of it and the ReplicaSet ranking would take exactly the victims, scales, and
+ * then checks which pods Kubernetes removed. NotReady ranks before any deletion cost, so the removal no
+ * longer rests on the annotation, which is only a hint.
  */
 import type { Logger } from 'pino';
 import { INT32_MAX } from '../src/constants.js';
+import { VICTIM_DELETION_COST } from './constants.js';
+import { podsToDelete } from './ranking.js';
 import type { ScalerMetrics } from './metrics.js';
 import type { Workload, WorkloadPod } from './workload/workload.js';
 
@@ -45,14 +50,20 @@ export interface PendingVictims {
   /** Active pods right before the scale. */
   before: ReadonlySet<string>;
   costs: ReadonlyMap<string, number>;
+  /** Live connections at the scale call, by pod. */
+  connections: ReadonlyMap<string, number>;
   threshold: number;
+  /** The retired (cordoned) victims: a removed pod is honoured when it is one of them. Without, the cost threshold judges. */
+  expected?: ReadonlySet<string>;
   deadline: number;
 }
 
-/** One removed pod and whether it was among the least-loaded. */
+/** One removed pod and whether it was the one the scaler meant (or, without cordon, among the least-loaded). */
 export interface Victim {
   name: string;
   cost: number;
+  /** Its connections at the scale call. */
+  connections: number;
   honored: boolean;
 }
 
@@ -63,7 +74,8 @@ export function observeVictims(pending: PendingVictims, pods: readonly WorkloadP
   for (const name of pending.before) {
     if (active.has(name)) continue;
     const cost = pending.costs.get(name) ?? 0;
-    victims.push({ name, cost, honored: cost <= pending.threshold });
+    const honored = pending.expected ? pending.expected.has(name) : cost <= pending.threshold;
+    victims.push({ name, cost, connections: pending.connections.get(name) ?? 0, honored });
   }
   const expected = pending.from - pending.to;
   const timedOut = victims.length < expected && now >= pending.deadline;
@@ -81,6 +93,18 @@ export interface ProtocolContext {
   leadership: () => AbortSignal;
   now: () => number;
   victimTimeoutMs: number;
+  /** Longest wait for the workload to show the retiring victims NotReady. */
+  retireTimeoutMs: number;
+  /** Pause between the last confirmation and the scale call (the ReplicaSet controller's informer is a second watch). */
+  settleMs: number;
+}
+
+/** Retire requests on the victims' cordon marks (scaler/cordon.ts). */
+export interface RetireSteps {
+  /** Ask the victims to report NotReady. */
+  retire(names: readonly string[]): Promise<void>;
+  /** Withdraw the request (the scale-in did not happen): Ready again at once, still cordoned. */
+  withdraw(names: readonly string[]): Promise<void>;
 }
 
 /** Scale with the two operator log lines. Returns false when the workload changed under us or leadership was lost. */
@@ -104,25 +128,76 @@ export interface ScaleInResult {
   written: number;
   costs: Map<string, number>;
   pending: PendingVictims | undefined;
+  /** Why the protocol did not scale this time (retried next tick), undefined when it scaled or lost the Lease. */
+  held?: string;
 }
 
+/** The pods the ReplicaSet would take first if the victims were NotReady with the lowest cost, when that is not exactly the victims. */
+export function podsRankedFirst(pods: readonly WorkloadPod[], victims: readonly string[], now: number, asRetired = true): WorkloadPod[] {
+  const wanted = new Set(victims);
+  const active = pods.filter((p) => !p.terminating).map((p) => (asRetired && wanted.has(p.name) ? { ...p, ready: false, readySince: undefined, deletionCost: VICTIM_DELETION_COST } : p));
+  const first = podsToDelete(active, victims.length, { now });
+  return first.every((p) => wanted.has(p.name)) && first.length === wanted.size ? [] : first.filter((p) => !wanted.has(p.name));
+}
+
+const describePod = (p: WorkloadPod) => `${p.name} (${!p.assigned ? 'unscheduled' : p.phase !== 'Running' ? p.phase : !p.ready ? 'not ready' : `cost ${p.deletionCost}`})`;
+
 /**
- * Run the protocol: costs → changed-only writes (confirmed by the watch) → scale → pending victim check.
- * `pods` is the snapshot the decision was made on; `connections` the live registry counts by pod name.
+ * Run the protocol on `victims` (the cordoned pods, from − to of them): ranking check → retire (NotReady,
+ * confirmed by the watch) → lowest cost on the victims, live counts elsewhere (changed-only writes, confirmed)
+ * → ranking check on the watch's view → scale → pending victim check. Any step that fails withdraws the
+ * retire request and holds this scale-in (the policy retries next tick). `pods` is the snapshot the decision
+ * was made on; `connections` the live registry counts by pod name.
  */
-export async function runScaleIn(ctx: ProtocolContext, pods: readonly WorkloadPod[], connections: ReadonlyMap<string, number>, from: number, to: number): Promise<ScaleInResult> {
+export async function runScaleIn(
+  ctx: ProtocolContext,
+  pods: readonly WorkloadPod[],
+  connections: ReadonlyMap<string, number>,
+  from: number,
+  to: number,
+  victims: readonly string[],
+  steps: RetireSteps,
+): Promise<ScaleInResult> {
   const costs = costsFor(pods, connections);
-  const changed = changedCosts(pods, costs);
+  for (const v of victims) costs.set(v, VICTIM_DELETION_COST);
   const result: ScaleInResult = { scaled: false, written: 0, costs, pending: undefined };
   if (!ctx.stillLeader()) return result;
+  const hold = async (why: string): Promise<ScaleInResult> => {
+    await steps.withdraw(victims);
+    ctx.logger.warn({ victims, from, to }, `scale-in ${from} → ${to} held: ${why}; retrying next interval`);
+    result.held = why;
+    return result;
+  };
+  if (victims.length !== from - to) return hold(`${victims.length} cordoned pod(s) for ${from - to} removal(s)`);
+  // Pods that rank before any ready pod whatever its cost (unscheduled, Pending) would go first: wait for them.
+  const before = podsRankedFirst(pods, victims, ctx.now());
+  if (before.length > 0) return hold(`${before.map(describePod).join(', ')} would be removed before the cordoned pod(s)`);
+
+  // A victim without a live registry entry cannot hear the request: it goes by its lowest cost alone, checked below.
+  const reachable = victims.filter((v) => connections.has(v));
+  if (reachable.length > 0) {
+    await steps.retire(reachable);
+    if (!(await ctx.workload.awaitNotReady(reachable, ctx.retireTimeoutMs))) {
+      return hold(`the cordoned pod(s) ${reachable.join(', ')} were not seen NotReady within ${ctx.retireTimeoutMs} ms`);
+    }
+  }
+  if (!ctx.stillLeader()) return result;
+  const changed = changedCosts(ctx.workload.listPods(), costs);
   if (changed.size > 0) {
     result.written = await ctx.workload.setDeletionCosts(changed, ctx.leadership());
     ctx.metrics.deletionCostPatches.inc(result.written);
-    ctx.logger.info({ written: result.written, unchanged: costs.size - changed.size, costs: Object.fromEntries(costs) }, `wrote pod-deletion-cost on ${result.written} pod(s) before scale-in`);
+    ctx.logger.info({ written: result.written, unchanged: costs.size - changed.size, costs: Object.fromEntries(costs), victims }, `wrote pod-deletion-cost on ${result.written} pod(s) before scale-in (the cordoned victim(s) ${VICTIM_DELETION_COST})`);
   }
-  const threshold = leastLoadedThreshold(costs, from - to);
-  const before = new Set(costs.keys());
+  if (ctx.settleMs > 0) await new Promise((r) => setTimeout(r, ctx.settleMs));
+  // The watch's own view now: another pod may have gone NotReady or appeared meanwhile.
+  const first = podsRankedFirst(ctx.workload.listPods(), victims, ctx.now(), false);
+  if (first.length > 0) return hold(`${first.map(describePod).join(', ')} would be removed instead of the cordoned pod(s)`);
+
+  const threshold = leastLoadedThreshold(costsFor(pods, connections), from - to);
+  const active = new Set(costs.keys());
   result.scaled = await scaleWithLogs(ctx, from, to);
-  if (result.scaled) result.pending = { from, to, before, costs, threshold, deadline: ctx.now() + ctx.victimTimeoutMs };
+  if (result.scaled) {
+    result.pending = { from, to, before: active, costs, connections: new Map(connections), threshold, expected: new Set(victims), deadline: ctx.now() + ctx.victimTimeoutMs };
+  } else await steps.withdraw(victims);
   return result;
 }

@@ -11,7 +11,8 @@ import type { Registry } from '../src/registry/registry.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { startScalerAdmin, type ScalerAdmin } from './admin.js';
 import { podClassifier } from './classify.js';
-import { POD_BOOT_GRACE_MS, VICTIM_OBSERVE_TIMEOUT_MS } from './constants.js';
+import { CORDON_TTL_INTERVALS, CORDON_TTL_MIN_MS, POD_BOOT_GRACE_MS, RETIRE_CONFIRM_TIMEOUT_MS, SCALE_IN_SETTLE_MS, VICTIM_OBSERVE_TIMEOUT_MS } from './constants.js';
+import { cordonMarks } from './cordon.js';
 import type { ProtocolContext } from './deletion-cost.js';
 import { eventRecorder } from './events.js';
 import type { RetryOptions } from './kube.js';
@@ -45,6 +46,10 @@ export interface ScalerDeps extends RoleDeps {
   lease?: Pick<LeaseElectorOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>;
   bootGraceMs?: number;
   victimTimeoutMs?: number;
+  /** Longest wait for the victims to show NotReady on the watch (default RETIRE_CONFIRM_TIMEOUT_MS). */
+  retireTimeoutMs?: number;
+  /** Pause before the scale call once everything is confirmed (default SCALE_IN_SETTLE_MS). */
+  settleMs?: number;
   /** Wait for the watch to show patched deletion costs at most this long. */
   confirmTimeoutMs?: number;
 }
@@ -122,10 +127,13 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
     leadership: () => leader.signal(),
     now,
     victimTimeoutMs: deps.victimTimeoutMs ?? VICTIM_OBSERVE_TIMEOUT_MS,
+    retireTimeoutMs: deps.retireTimeoutMs ?? RETIRE_CONFIRM_TIMEOUT_MS,
+    settleMs: deps.settleMs ?? SCALE_IN_SETTLE_MS,
   };
   const event = eventRecorder(registry, logger, now);
-  const victims = victimAccounting({ workload, logger, metrics, event, victimTimeoutMs: ctx.victimTimeoutMs });
-  const ticker = createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier: podClassifier(deps.bootGraceMs ?? POD_BOOT_GRACE_MS), event });
+  const cordon = cordonMarks({ registry, logger, event, now, ttlMs: Math.max(CORDON_TTL_MIN_MS, CORDON_TTL_INTERVALS * config.scalerIntervalMs) });
+  const victims = victimAccounting({ workload, logger, metrics, event, victimTimeoutMs: ctx.victimTimeoutMs, withdraw: (names) => cordon.withdraw(names) });
+  const ticker = createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier: podClassifier(deps.bootGraceMs ?? POD_BOOT_GRACE_MS), event, cordon });
   let lastTickAt = now();
   let closing = false;
   let timer: NodeJS.Timeout | undefined;

@@ -2,6 +2,8 @@
 import type { Logger } from 'pino';
 import type { PodRecord, Registry } from '../src/registry/registry.js';
 import type { PodClassifier } from './classify.js';
+import type { CordonMarks } from './cordon.js';
+import { planCordon, type CordonCandidate } from './cordon-plan.js';
 import { runScaleIn, scaleWithLogs, type ProtocolContext } from './deletion-cost.js';
 import type { RecordEvent } from './events.js';
 import { isLeadershipLost } from './leader.js';
@@ -21,6 +23,7 @@ export interface TickDeps {
   victims: VictimAccounting;
   classifier: PodClassifier;
   event: RecordEvent;
+  cordon: CordonMarks;
 }
 
 /** The tick and the policy memory it carries from one tick to the next. */
@@ -34,13 +37,15 @@ export interface Ticker {
 }
 
 /** A ticker over `deps`. */
-export function createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier, event }: TickDeps): Ticker {
+export function createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier, event, cordon }: TickDeps): Ticker {
   const { workload, now } = ctx;
   let policyState = initialPolicyState();
   let last: PolicyDecision | undefined;
   let lastKey = '';
   let lastCosts: Record<string, number> | undefined;
   let workloadError = false;
+  /** Planned pods without a live registry entry: their mark cannot be read back from a record. */
+  let silentMarked = new Set<string>();
 
   async function readRegistry(): Promise<{ health: RegistryHealth; records: PodRecord[] }> {
     if (registry.status() !== 'ready') return { health: 'unavailable', records: [] };
@@ -92,6 +97,23 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     }
     lastKey = key;
 
+    // Cordon marks first: uncordon before a scale-out, cordon the coming victims at the first low tick.
+    const connections = new Map(records.map((r) => [r.podId, r.connections]));
+    const candidates: CordonCandidate[] = [];
+    for (const p of snap.pods) {
+      const rec = live.get(p.name);
+      if (p.terminating) continue;
+      if (rec && !rec.draining) candidates.push({ name: p.name, connections: rec.connections, cordoned: rec.cordoned === true });
+      // Ready without a live entry: 0 connections (cost 0 as ever), the first to go; the policy holds while such a pod may still be booting.
+      else if (!rec && p.ready) candidates.push({ name: p.name, connections: 0, cordoned: silentMarked.has(p.name) });
+    }
+    const marked = records.filter((r) => r.cordoned).map((r) => r.podId);
+    for (const n of silentMarked) if (!live.has(n)) marked.push(n);
+    const plan = planCordon(decision, snap.replicas, candidates, cfg, marked);
+    silentMarked = new Set(plan.cordoned.filter((n) => !live.has(n)));
+    const why = decision.desired < snap.replicas ? `desired ${decision.desired} < ${snap.replicas} replicas` : `desired ${decision.desired} ≥ ${snap.replicas} replicas`;
+    if (health === 'ok' && ctx.stillLeader()) await cordon.apply(plan, connections, why);
+
     let replicas = snap.replicas;
     try {
       if (decision.action === 'scale-out') {
@@ -102,13 +124,16 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
         }
       } else if (decision.action === 'scale-in') {
         logger.info({ reason: decision.reason, desired: decision.desired, connections: totalConnections, pods: counts }, decision.message);
-        const connections = new Map(records.map((r) => [r.podId, r.connections]));
-        const result = await runScaleIn(ctx, snap.pods, connections, snap.replicas, decision.replicas);
+        const result = await runScaleIn(ctx, snap.pods, connections, snap.replicas, decision.replicas, plan.victims, cordon);
         lastCosts = Object.fromEntries(result.costs);
+        if (result.held) {
+          metrics.holds.inc({ reason: 'victim-not-retired' });
+          event('hold', `${decision.message} held: ${result.held}`);
+        }
         if (result.scaled) {
           replicas = decision.replicas;
           if (result.pending) victims.track(result.pending);
-          event('scale-in', `${decision.message}; deletion costs written on ${result.written} pod(s), ${result.costs.size - result.written} already current`);
+          event('scale-in', `${decision.message}: the cordoned ${plan.victims.join(', ')} NotReady with the lowest deletion cost; costs written on ${result.written} pod(s), ${result.costs.size - result.written} already current`);
         }
       }
     } catch (err) {
@@ -122,7 +147,7 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     }
 
     await registry
-      .setScalerDecision({ desiredReplicas: decision.desired, currentReplicas: replicas, reason: decision.message, at: t, ...(lastCosts ? { deletionCosts: lastCosts } : {}) })
+      .setScalerDecision({ desiredReplicas: decision.desired, currentReplicas: replicas, reason: decision.message, at: t, victims: plan.cordoned, ...(lastCosts ? { deletionCosts: lastCosts } : {}) })
       .catch((err: unknown) => logger.debug({ err }, 'scaler decision not recorded'));
   }
 
@@ -131,6 +156,7 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     reset() {
       policyState = initialPolicyState();
       victims.reset();
+      cordon.reset();
       lastKey = '';
     },
     last: () => last,

@@ -22,10 +22,12 @@ export interface VictimDeps {
   metrics: ScalerMetrics;
   event: RecordEvent;
   victimTimeoutMs: number;
+  /** Withdraw the retire request of cordoned pods that were not removed (they turn Ready again at once). */
+  withdraw: (names: readonly string[]) => Promise<void>;
 }
 
 /** Victim accounting over the workload's cached pods. */
-export function victimAccounting({ workload, logger, metrics, event, victimTimeoutMs }: VictimDeps): VictimAccounting {
+export function victimAccounting({ workload, logger, metrics, event, victimTimeoutMs, withdraw }: VictimDeps): VictimAccounting {
   let pending: PendingVictims | undefined;
   return {
     track(p) {
@@ -39,13 +41,26 @@ export function victimAccounting({ workload, logger, metrics, event, victimTimeo
       const { victims, done, timedOut } = observeVictims(pending, workload.listPods(), t);
       const expected = pending.from - pending.to;
       if (!done) return expected - victims.length;
+      const meant = pending.expected;
       for (const v of victims) {
         metrics.victims.inc({ honored: String(v.honored) });
-        const verdict = v.honored ? 'one of the least-loaded (deletion cost honored)' : `NOT one of the least-loaded: pods with ≤ ${pending.threshold} connections were expected`;
-        logger.info({ podId: v.name, connections: v.cost, honored: v.honored, threshold: pending.threshold }, `scale-in removed pod ${v.name} with ${v.cost} connections: ${verdict}`);
-        event('victim', `scale-in removed ${v.name} (${v.cost} connections${v.honored ? ', least-loaded' : ', not least-loaded'})`, v.name);
+        const verdict = meant
+          ? v.honored
+            ? 'the cordoned pod, as intended'
+            : `NOT the cordoned pod: ${[...meant].join(', ')} was meant`
+          : v.honored
+            ? 'one of the least-loaded (deletion cost honored)'
+            : `NOT one of the least-loaded: pods with ≤ ${pending.threshold} connections were expected`;
+        logger.info({ podId: v.name, connections: v.connections, honored: v.honored, threshold: pending.threshold, expected: meant ? [...meant] : undefined }, `scale-in removed pod ${v.name} with ${v.connections} connections: ${verdict}`);
+        event('victim', `scale-in removed ${v.name} with ${v.connections} connections${v.honored ? (meant ? ' (the cordoned pod)' : ' (least-loaded)') : ''}`, v.name);
+        if (!v.honored) event('not-honoured', `scale-in removed ${v.name} (${v.connections} connections), not ${meant ? `the cordoned ${[...meant].join(', ')}` : `a pod with ≤ ${pending.threshold} connections`}`, v.name);
       }
       if (timedOut) logger.warn({ expected, observed: victims.length }, `only ${victims.length} of ${expected} removed pod(s) were observed within ${victimTimeoutMs} ms of the scale-in`);
+      if (meant) {
+        const removed = new Set(victims.map((v) => v.name));
+        const left = [...meant].filter((n) => !removed.has(n));
+        if (left.length > 0) void withdraw(left);
+      }
       pending = undefined;
       return 0;
     },

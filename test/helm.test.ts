@@ -29,7 +29,7 @@ import { parseRedisUrl } from '../src/registry/redis-url.js';
 import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry } from '../src/registry/index.js';
 import { parseApiPath, rbacVerbsUsed, startFakeKubernetes, type ApiPermission, type RecordedRequest } from './support/fake-k8s.js';
-import { runRecordedScalerSession } from './support/scaler-session.js';
+import { probeReadiness, runRecordedScalerSession } from './support/scaler-session.js';
 import { CHART, HELM_KUBE_VERSION as KUBE_VERSION, ROOT, helm, renderChart, type Obj } from './support/helm.js';
 import { start as startScaler } from '../scaler/index.js';
 import { createResolver, isUpstream } from '../gateway/resolvers/index.js';
@@ -197,6 +197,7 @@ async function scalerRbacUsage(objs: Obj[]): Promise<{ used: ApiPermission[]; re
     names.forEach((podId, i) => {
       const t = Date.now();
       void registry.heartbeat({ podId, ip: '10.0.0.1', port: 8080, adminPort: 9090, connections: Math.max(0, Math.floor(total / names.length) + (i - 1) * 3), draining: false, startedAt: t, updatedAt: t, heartbeatMs: 100 });
+      void probeReadiness(registry, fake, podId);
     });
   };
   beat();

@@ -1,7 +1,7 @@
 /** The pure cordon decision, by tables: cordon, keep, uncordon, re-pick (dead pod, lighter pod), several victims, bounds, registry holds. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planCordon, victimsWanted, type CordonCandidate } from '../scaler/cordon-plan.js';
+import { planCordon, podsToCordon, type CordonCandidate } from '../scaler/cordon-plan.js';
 import { decide, initialPolicyState, type PolicyConfig, type PolicyDecision } from '../scaler/policy.js';
 
 const CFG: PolicyConfig = { minReplicas: 2, maxReplicas: 50, targetConnections: 1000, scaleInStabilizationMs: 300_000, scaleInMaxStep: 1 };
@@ -19,7 +19,7 @@ const pods = (spec: string): CordonCandidate[] =>
     return { name, connections: Number(rest.replace('*', '')), cordoned: rest.endsWith('*') };
   });
 
-type Row = { name: string; decision: D; current: number; pods: string; cfg?: Partial<PolicyConfig>; marked?: string[]; cordoned: string[]; add: string[]; remove: string[] };
+type Row = { name: string; decision: D; current: number; pods: string; cfg?: Partial<PolicyConfig>; marked?: string[]; cordoned: string[]; add: string[]; remove: string[]; victims?: string[] };
 
 const rows: Row[] = [
   { name: 'first desired < current: cordon the least-loaded', decision: hold(3, 4), current: 4, pods: 'a:900 b:300 c:800 d:700', cordoned: ['b'], add: ['b'], remove: [] },
@@ -31,14 +31,17 @@ const rows: Row[] = [
   { name: 'another pod became clearly lighter: re-pick', decision: hold(3, 4), current: 4, pods: 'a:900 b:400* c:150 d:700', cordoned: ['c'], add: ['c'], remove: ['b'] },
   { name: 'slightly lighter is not enough (hysteresis)', decision: hold(3, 4), current: 4, pods: 'a:900 b:400* c:250 d:700', cordoned: ['b'], add: [], remove: [] },
   { name: 'a few connections apart is not enough even at half', decision: hold(3, 4), current: 4, pods: 'a:900 b:12* c:5 d:700', cordoned: ['b'], add: [], remove: [] },
-  { name: 'several victims at once (SCALE_IN_MAX_STEP=3)', decision: hold(3, 7), current: 7, cfg: { scaleInMaxStep: 3 }, pods: 'a:900 b:10 c:800 d:20 e:700 f:30 g:600', cordoned: ['b', 'd', 'f'], add: ['b', 'd', 'f'], remove: [] },
-  { name: 'several victims: one more needed, marks kept', decision: hold(3, 7), current: 7, cfg: { scaleInMaxStep: 3 }, pods: 'a:900 b:10* c:800 d:20* e:700 f:30 g:600', cordoned: ['b', 'd', 'f'], add: ['f'], remove: [] },
-  { name: 'fewer victims needed now: the heaviest mark goes', decision: hold(6, 7), current: 7, cfg: { scaleInMaxStep: 3 }, pods: 'a:900 b:10* c:800 d:20* e:700 f:30* g:600', cordoned: ['b'], add: [], remove: ['d', 'f'] },
-  { name: 'bound: SCALE_IN_MAX_STEP', decision: hold(2, 6), current: 6, pods: 'a:100 b:10 c:20 d:30 e:40 f:50', cordoned: ['b'], add: ['b'], remove: [] },
+  { name: 'several victims at once: every pod the coming scale-ins remove drains during the same window', decision: hold(3, 7), current: 7, pods: 'a:900 b:10 c:800 d:20 e:700 f:30 g:600', cordoned: ['b', 'd', 'f', 'g'], add: ['b', 'd', 'f', 'g'], remove: [] },
+  { name: 'several victims: one more needed, marks kept', decision: hold(4, 7), current: 7, pods: 'a:900 b:10* c:800 d:20* e:700 f:30 g:600', cordoned: ['b', 'd', 'f'], add: ['f'], remove: [] },
+  { name: 'fewer needed now (load rose): the heaviest marks go', decision: hold(6, 7), current: 7, pods: 'a:900 b:10* c:800 d:20* e:700 f:30* g:600', cordoned: ['b'], add: [], remove: ['d', 'f'] },
+  { name: 'scale-in by SCALE_IN_MAX_STEP=1 of four cordoned: the lightest goes, the rest stay cordoned', decision: scaleIn(3, 6), current: 7, pods: 'a:900 b:10* c:800 d:5* e:700 f:30* g:60*', cordoned: ['d', 'b', 'f', 'g'], add: [], remove: [], victims: ['d'] },
+  { name: 'scale-in of two at once (SCALE_IN_MAX_STEP=2)', decision: scaleIn(3, 5), current: 7, pods: 'a:900 b:10* c:800 d:5* e:700 f:30* g:60*', cordoned: ['d', 'b', 'f', 'g'], add: [], remove: [], victims: ['d', 'b'] },
+  { name: 'bound: never below desired', decision: hold(5, 6), current: 6, pods: 'a:100 b:10 c:20 d:30 e:40 f:50', cordoned: ['b'], add: ['b'], remove: [] },
   { name: 'bound: never below SOCKET_MIN_REPLICAS', decision: hold(2, 3), current: 3, cfg: { minReplicas: 3 }, pods: 'a:10 b:20 c:30', cordoned: [], add: [], remove: [] },
-  { name: 'bound: no more than the candidates', decision: hold(2, 5), current: 5, cfg: { scaleInMaxStep: 3 }, pods: 'a:10 b:20', cordoned: ['a', 'b'], add: ['a', 'b'], remove: [] },
-  { name: 'the scale-in itself: exactly its victims', decision: scaleIn(3, 3), current: 4, pods: 'a:900 b:3* c:800 d:700', cordoned: ['b'], add: [], remove: [] },
-  { name: 'above max: the step down cordons too', decision: { action: 'scale-in', reason: 'above-max', desired: 40, replicas: 50 }, current: 52, cfg: { scaleInMaxStep: 2 }, pods: Array.from({ length: 52 }, (_, i) => `p${String(i).padStart(2, '0')}:${1000 - i}`).join(' '), cordoned: ['p51', 'p50'], add: ['p51', 'p50'], remove: [] },
+  { name: 'bound: SOCKET_MIN_REPLICAS above desired', decision: hold(1, 5), current: 5, cfg: { minReplicas: 3 }, pods: 'a:10 b:20 c:30 d:40 e:50', cordoned: ['a', 'b'], add: ['a', 'b'], remove: [] },
+  { name: 'bound: no more than the candidates (pods without a live entry are never marked)', decision: hold(2, 5), current: 5, pods: 'a:10 b:20', cordoned: ['a', 'b'], add: ['a', 'b'], remove: [] },
+  { name: 'the scale-in itself: exactly its victims', decision: scaleIn(3, 3), current: 4, pods: 'a:900 b:3* c:800 d:700', cordoned: ['b'], add: [], remove: [], victims: ['b'] },
+  { name: 'above max: the step down cordons too', decision: { action: 'scale-in', reason: 'above-max', desired: 50, replicas: 50 }, current: 52, pods: Array.from({ length: 52 }, (_, i) => `p${String(i).padStart(2, '0')}:${1000 - i}`).join(' '), cordoned: ['p51', 'p50'], add: ['p51', 'p50'], remove: [], victims: ['p51', 'p50'] },
   { name: 'held scale-in (drain in progress) keeps the marks', decision: hold(3, 4, 'drain-in-progress'), current: 4, pods: 'a:900 b:3* c:800 d:700', cordoned: ['b'], add: [], remove: [] },
   { name: 'registry unavailable: marks kept as they are, whatever desired says', decision: { action: 'hold', reason: 'registry-unavailable', desired: 4, replicas: 4 }, current: 4, pods: 'a:0', marked: ['b'], cordoned: ['b'], add: [], remove: [] },
 ];
@@ -46,16 +49,18 @@ const rows: Row[] = [
 for (const r of rows) {
   test(`cordon plan: ${r.name}`, () => {
     const plan = planCordon(r.decision, r.current, pods(r.pods), { ...CFG, ...r.cfg }, r.marked);
-    assert.deepEqual({ cordoned: plan.cordoned, add: plan.add, remove: plan.remove }, { cordoned: r.cordoned, add: r.add, remove: r.remove });
+    assert.deepEqual(plan, { cordoned: r.cordoned, victims: r.victims ?? [], add: r.add, remove: r.remove });
   });
 }
 
-test('victimsWanted follows the scale-in the window would make, within the step and min bounds', () => {
-  assert.equal(victimsWanted(hold(3, 4), 4, CFG), 1);
-  assert.equal(victimsWanted(hold(2, 10), 10, { ...CFG, scaleInMaxStep: 4 }), 4);
-  assert.equal(victimsWanted(hold(2, 2), 2, CFG), 0);
-  assert.equal(victimsWanted(scaleIn(2, 3), 5, CFG), 2);
-  assert.equal(victimsWanted(scaleOut(6), 4, CFG), 0);
+test('podsToCordon: every pod the coming scale-ins remove, never below desired or SOCKET_MIN_REPLICAS', () => {
+  assert.equal(podsToCordon(hold(3, 4), 4, CFG), 1);
+  assert.equal(podsToCordon(hold(2, 10), 10, CFG), 8);
+  assert.equal(podsToCordon(hold(1, 10), 10, { minReplicas: 4 }), 6);
+  assert.equal(podsToCordon(hold(2, 2), 2, CFG), 0);
+  assert.equal(podsToCordon(scaleIn(2, 4), 5, CFG), 3);
+  assert.equal(podsToCordon(scaleOut(6), 4, CFG), 0);
+  assert.equal(podsToCordon(steady(4), 4, CFG), 0);
 });
 
 test('with the real policy: cordon at the first low tick, the same pod is the victim when the window ends, uncordon when load returns', () => {
@@ -72,10 +77,10 @@ test('with the real policy: cordon at the first low tick, the same pod is the vi
   assert.deepEqual(tick(0, 3900, 4).plan.cordoned, [], 'desired 4 = current');
   assert.deepEqual(tick(5_000, 2900, 4).plan.add, ['b'], 'first low tick');
   candidates = candidates.map((c) => (c.name === 'b' ? { ...c, connections: 100 } : c));
-  assert.deepEqual(tick(30_000, 2500, 4).plan, { cordoned: ['b'], add: [], remove: [] });
+  assert.deepEqual(tick(30_000, 2500, 4).plan, { cordoned: ['b'], victims: [], add: [], remove: [] });
   const atEnd = tick(66_000, 2400, 4);
   assert.equal(atEnd.d.action, 'scale-in');
-  assert.deepEqual(atEnd.plan.cordoned, ['b'], 'the victim is the pod cordoned at the first low tick');
+  assert.deepEqual(atEnd.plan.victims, ['b'], 'the victim is the pod cordoned at the first low tick');
   // Another round: load comes back before the window ends.
   candidates = pods('a:900 c:700 d:800');
   assert.deepEqual(tick(70_000, 1900, 3).plan.add, ['c']);

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DELETION_COST_ANNOTATION } from '../src/constants.js';
+import { VICTIM_DELETION_COST } from '../scaler/constants.js';
 import type { FakeKubernetes } from './support/fake-k8s.js';
 import { activeInCache, tickUntil } from './support/scaler-session.js';
 import { scalePatches, scalerMetric, startScalerEnv, type ScalerEnv } from './support/scaler-env.js';
@@ -21,7 +22,7 @@ async function load(env: ScalerEnv, counts: number[]): Promise<string[]> {
 
 const costPatches = (fake: FakeKubernetes) => fake.requests.filter((r) => r.resource === 'pods' && r.verb === 'patch');
 
-test('scale-in removes the least-loaded pod; annotations equal the live counts; only changed values are rewritten', async () => {
+test('scale-in removes the cordoned least-loaded pod: NotReady with the lowest cost, the others their live counts; only changed values are rewritten', async () => {
   const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 1 });
   try {
     const [a, b, c] = await load(env, [500, 50, 100]);
@@ -29,12 +30,14 @@ test('scale-in removes the least-loaded pod; annotations equal the live counts; 
 
     assert.equal(env.fake.replicas(), 2);
     const patched = Object.fromEntries(costPatches(env.fake).map((r) => [r.name, r.body.metadata.annotations[DELETION_COST_ANNOTATION]]));
-    assert.deepEqual(patched, { [a!]: '500', [b!]: '50', [c!]: '100' }, 'annotation = live connection count, as a string');
+    assert.deepEqual(patched, { [a!]: '500', [b!]: String(VICTIM_DELETION_COST), [c!]: '100' }, 'annotation = live connection count, as a string; the victim the lowest int32');
+    assert.ok(env.logs.messages().some((m) => m.startsWith(`cordoned pod ${b} (50 connections)`)), 'the victim was cordoned first');
     for (const r of costPatches(env.fake)) assert.equal(r.contentType, 'application/merge-patch+json');
     const scale = scalePatches(env.fake)[0]!;
     assert.equal(scale.contentType, 'application/merge-patch+json');
     assert.deepEqual(scale.body.spec, { replicas: 2 });
     assert.ok(costPatches(env.fake).every((p) => p.at <= scale.at), 'costs are written before the scale');
+    assert.ok(env.logs.messages().some((m) => m === `asked ${b} to report NotReady before the scale-in`));
     await env.fake.waitFor(() => activeInCache(env.scaler) === 2);
     assert.deepEqual(env.fake.podNames().sort(), [a!, c!].sort(), 'the 50-connection pod was removed');
 
@@ -46,20 +49,23 @@ test('scale-in removes the least-loaded pod; annotations equal the live counts; 
     const before = costPatches(env.fake).length;
     await env.hb.beat();
     await env.scaler.tick();
-    assert.ok(env.logs.messages().some((m) => m.startsWith(`scale-in removed pod ${b} with 50 connections: one of the least-loaded`)));
+    assert.ok(env.logs.messages().some((m) => m.startsWith(`scale-in removed pod ${b} with 50 connections: the cordoned pod, as intended`)));
     assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="true"'), 1);
     assert.equal(env.fake.replicas(), 1, env.scaler.lastDecision()?.message);
-    assert.equal(costPatches(env.fake).length, before, 'a and c still carry 500 and 100: no rewrite');
+    assert.deepEqual(costPatches(env.fake).slice(before).map((r) => r.name), [c], 'a still carries 500: only the new victim is rewritten');
     await env.fake.waitFor(() => activeInCache(env.scaler) === 1);
     assert.deepEqual(env.fake.podNames(), [a!]);
 
     const decision = await env.registry.getScalerDecision();
     assert.equal(decision?.currentReplicas, 1);
     assert.equal(decision?.desiredReplicas, 1);
-    assert.deepEqual(decision?.deletionCosts, { [a!]: 500, [c!]: 100 });
-    const kinds = (await env.registry.recentEvents()).map((e) => e.kind);
-    assert.ok(kinds.includes('scale-in') && kinds.includes('victim'));
-    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_deletion_cost_patches_total'), 3);
+    assert.deepEqual(decision?.deletionCosts, { [a!]: 500, [c!]: VICTIM_DELETION_COST });
+    const events = await env.registry.recentEvents();
+    const kinds = events.map((e) => e.kind);
+    assert.ok(kinds.includes('scale-in') && kinds.includes('victim') && kinds.includes('cordon'), kinds.join());
+    assert.ok(events.some((e) => e.kind === 'victim' && e.message === `scale-in removed ${b} with 50 connections (the cordoned pod)`));
+    assert.ok(!kinds.includes('not-honoured'));
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_deletion_cost_patches_total'), 4);
   } finally {
     await env.close();
   }
@@ -99,7 +105,7 @@ test('scale-out: at once, bounded per step; pods on the way count, so no repeate
     for (const n of env.fake.podNames()) env.hb.connections.set(n, 4000);
     await env.hb.beat();
     await env.scaler.tick();
-    assert.equal(env.fake.replicas(), 10);
+    assert.equal(env.fake.replicas(), 10, env.scaler.lastDecision()?.message);
   } finally {
     await env.close();
   }
@@ -163,7 +169,7 @@ test('bounds: below min scales out to min; load beyond max stops at max', async 
   }
 });
 
-test('a Ready pod that never heartbeats gets deletion cost 0 and is removed first', async () => {
+test('a Ready pod that never heartbeats is the victim: it cannot hear a retire request, so it goes by the lowest cost alone', async () => {
   const env = await startScalerEnv({ replicas: 3 }, { socketMinReplicas: 2 }, { bootGraceMs: 0 });
   try {
     const [a, b, c] = env.fake.podNames();
@@ -174,7 +180,8 @@ test('a Ready pod that never heartbeats gets deletion cost 0 and is removed firs
     await env.hb.beat();
     await env.scaler.tick();
     assert.equal(env.fake.replicas(), 2);
-    assert.equal(env.fake.requests.find((r) => r.name === c && r.verb === 'patch')?.body.metadata.annotations[DELETION_COST_ANNOTATION], '0');
+    assert.equal(env.fake.requests.find((r) => r.name === c && r.verb === 'patch')?.body.metadata.annotations[DELETION_COST_ANNOTATION], String(VICTIM_DELETION_COST));
+    assert.ok(!env.logs.messages().some((m) => m.startsWith('asked ')), 'no retire request to a pod without a live entry');
     await env.fake.waitFor(() => activeInCache(env.scaler) === 2);
     assert.deepEqual(env.fake.podNames().sort(), [a!, b!].sort());
   } finally {

@@ -111,6 +111,7 @@ test('local workload: min nodes at start, scale-out on load, scale-in drains the
       Object.fromEntries(workload.pods().filter((p) => p.name !== b!.name).map((p) => [p.name, p.deletionCost])),
       { [a!.name]: 2, [c.name]: 2 },
     );
+    assert.ok(logs.messages().includes(`asked ${b!.name} to report NotReady before the scale-in`), 'the victim reported NotReady through its own /readyz state first');
     // b's client gets the drain notice and a 1012 close: the node was drained, then stopped.
     assert.equal(await bConn.closed, 1012);
     assert.ok(bConn.messages.some((m) => m.type === 'reconnect' && m.reason === 'draining'));
@@ -121,7 +122,7 @@ test('local workload: min nodes at start, scale-out on load, scale-in drains the
     await waitFor(async () => !(await registry.list()).some((p) => p.podId === b!.name), 5000, 'b to leave the registry');
 
     await scaler.tick();
-    assert.ok(logs.messages().some((m) => m.startsWith(`scale-in removed pod ${b!.name} with 1 connections: one of the least-loaded`)));
+    assert.ok(logs.messages().some((m) => m.startsWith(`scale-in removed pod ${b!.name} with 1 connections: the cordoned pod, as intended`)));
     const events = await registry.recentEvents(100);
     assert.ok(events.some((e) => e.kind === 'pod-removed' && e.podId === b!.name));
     assert.ok(events.some((e) => e.kind === 'pod-added' && e.podId === c.name));

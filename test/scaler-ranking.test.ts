@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compareForDeletion, parseDeletionCost, podsToDelete, rankForDeletion, type RankablePod } from '../scaler/ranking.js';
-import { changedCosts, costsFor, deletionCostFor, leastLoadedThreshold, observeVictims } from '../scaler/deletion-cost.js';
+import { changedCosts, costsFor, deletionCostFor, leastLoadedThreshold, observeVictims, podsRankedFirst } from '../scaler/deletion-cost.js';
 import type { WorkloadPod } from '../scaler/workload/workload.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
@@ -105,14 +105,34 @@ test('leastLoadedThreshold: the k-th lowest cost (ties count as least-loaded)', 
 
 test('observeVictims: removed pods judged against the least-loaded threshold; waits, then times out', () => {
   const costs = new Map([['a', 50], ['b', 500], ['c', 100]]);
-  const pending = { from: 3, to: 2, before: new Set(costs.keys()), costs, threshold: 50, deadline: 1000 };
+  const pending = { from: 3, to: 2, before: new Set(costs.keys()), costs, connections: costs, threshold: 50, deadline: 1000 };
   const all = [wpod('a'), wpod('b'), wpod('c')];
   assert.deepEqual(observeVictims(pending, all, 0), { victims: [], done: false, timedOut: false });
   const good = observeVictims(pending, [wpod('a', { terminating: true }), wpod('b'), wpod('c')], 10);
-  assert.deepEqual(good, { victims: [{ name: 'a', cost: 50, honored: true }], done: true, timedOut: false });
+  assert.deepEqual(good, { victims: [{ name: 'a', cost: 50, connections: 50, honored: true }], done: true, timedOut: false });
   const bad = observeVictims(pending, [wpod('a'), wpod('c')], 10);
-  assert.deepEqual(bad.victims, [{ name: 'b', cost: 500, honored: false }]);
+  assert.deepEqual(bad.victims, [{ name: 'b', cost: 500, connections: 500, honored: false }]);
   const late = observeVictims(pending, all, 1000);
   assert.equal(late.done, true);
   assert.equal(late.timedOut, true);
+});
+
+test('observeVictims with cordoned victims: honoured only when the removed pod is the cordoned one, whatever the costs', () => {
+  const costs = new Map([['a', -2_147_483_648], ['b', 0], ['c', 100]]);
+  const connections = new Map([['a', 7], ['b', 0], ['c', 100]]);
+  const pending = { from: 3, to: 2, before: new Set(costs.keys()), costs, connections, threshold: 0, expected: new Set(['a']), deadline: 1000 };
+  assert.deepEqual(observeVictims(pending, [wpod('a', { terminating: true }), wpod('b'), wpod('c')], 10).victims, [{ name: 'a', cost: -2_147_483_648, connections: 7, honored: true }]);
+  assert.deepEqual(observeVictims(pending, [wpod('a'), wpod('c')], 10).victims, [{ name: 'b', cost: 0, connections: 0, honored: false }], 'the emptiest pod, but not the cordoned one');
+});
+
+test('podsRankedFirst: a NotReady victim with the lowest cost goes first, even beside another NotReady pod; an unscheduled or Pending pod would go before it', () => {
+  const now = 10_000_000;
+  const base = [wpod('v', { deletionCost: 500 }), wpod('x', { deletionCost: 0 }), wpod('y', { deletionCost: 10 })];
+  assert.deepEqual(podsRankedFirst(base, ['v'], now), [], 'retired (simulated): v ranks first');
+  assert.deepEqual(podsRankedFirst(base, ['v'], now, false).map((p) => p.name), ['x'], 'as they are: the cheapest Ready pod would go');
+  const otherNotReady = [wpod('v', { ready: false, deletionCost: -2_147_483_648 }), wpod('x', { ready: false, deletionCost: 0 }), wpod('y')];
+  assert.deepEqual(podsRankedFirst(otherNotReady, ['v'], now, false), [], 'another NotReady pod: the lowest cost decides');
+  const justStarted = [wpod('v'), wpod('x'), wpod('new', { phase: 'Pending', ready: false, createdAt: now - 100 })];
+  assert.deepEqual(podsRankedFirst(justStarted, ['v'], now).map((p) => p.name), ['new'], 'a Pending pod ranks before any Running one');
+  assert.deepEqual(podsRankedFirst([wpod('v'), wpod('x'), wpod('u', { assigned: false })], ['v'], now).map((p) => p.name), ['u']);
 });

@@ -28,7 +28,8 @@ async function seed(registry: Registry, t: number): Promise<void> {
   await pod('socket-bbbbb', 41000, 7, false, 65_000);
   await pod('socket-aaaaa', 42000, 31, false, 5_000);
   await pod('socket-ccccc', 43000, 2, true, 3_700_000);
-  await registry.setScalerDecision({ desiredReplicas: 2, currentReplicas: 3, reason: 'scale in 3 → 2: 40 connections need 2 pods', at: t, deletionCosts: { 'socket-aaaaa': 31, 'socket-bbbbb': 7, 'socket-ccccc': 2 } });
+  await registry.cordon('socket-bbbbb', {}, 60_000);
+  await registry.setScalerDecision({ desiredReplicas: 2, currentReplicas: 3, reason: 'scale in 3 → 2: 40 connections need 2 pods', at: t, deletionCosts: { 'socket-aaaaa': 31, 'socket-bbbbb': 7, 'socket-ccccc': 2 }, victims: ['socket-bbbbb'] });
   await registry.pushEvent({ at: t - 2000, kind: 'scale-out', message: 'scale out 2 → 3: 60 connections need 3 pods at 20 per pod' });
   await registry.pushEvent({ at: t - 1000, kind: 'drain-start', message: 'draining 2 connections over 1000 ms', podId: 'socket-ccccc' });
 }
@@ -52,13 +53,13 @@ test('status prints the pods (busiest first, address, state, deletion cost, age)
     assert.equal(code, 0, err.text());
     const lines = out.text().split('\n');
     assert.match(lines[0]!, new RegExp(`^rtc-edge status · ${url} · `));
-    assert.equal(lines[1], 'pods 3 live (1 draining) · desired 2 · workload 3 · connections 40 · scale in 3 → 2: 40 connections need 2 pods');
+    assert.equal(lines[1], 'pods 3 live (1 draining, 1 cordoned) · desired 2 · workload 3 · connections 40 · scale in 3 → 2: 40 connections need 2 pods');
     const header = lines.findIndex((l) => l.startsWith('POD'));
     assert.match(lines[header]!, /^POD\s+ADDRESS\s+CONNS\s+STATE\s+DEL-COST\s+AGE$/);
     const rows = lines.slice(header + 1, header + 4).map((l) => l.split(/\s+/));
     assert.deepEqual(rows.map((r) => r.slice(0, 5)), [
       ['socket-aaaaa', '127.0.0.1:42000', '31', 'serving', '31'],
-      ['socket-bbbbb', '127.0.0.1:41000', '7', 'serving', '7'],
+      ['socket-bbbbb', '127.0.0.1:41000', '7', 'cordoned/victim', '7'],
       ['socket-ccccc', '127.0.0.1:43000', '2', 'draining', '2'],
     ]);
     assert.match(rows[0]![5]!, /^[5-9]s$/);

@@ -1,7 +1,8 @@
 /**
  * The status page in a real headless Chromium (Debian `chromium` driven by playwright-core) against a running
- * `dev` stack: live pods, live update on scale-out, the browser test client, and the reference client loaded
- * as a plain ES module in the page. Saves artifacts/status-page.png.
+ * `dev` stack: live pods, live update on scale-out, the browser test client, the reference client loaded
+ * as a plain ES module in the page, and falling load: the cordoned pod and planned victim marked. Saves
+ * artifacts/status-page.png.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,6 +107,20 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
       return result;
     }, dev.url);
     assert.ok((await podIds(dev.url)).includes(browserWelcome.podId), `reference client in the browser got a welcome from ${browserWelcome.podId}`);
+
+    // Load falls below what the pods hold: the scaler cordons the lightest pod at once (the scale-in itself waits
+    // for SCALE_IN_STABILIZATION_MS); the page marks it as cordoned and as the planned victim.
+    for (const c of clients.splice(0, 20)) c.stop();
+    await page.waitForFunction(() => !!document.querySelector('#pods-body tr.cordoned') && !!document.querySelector('#events li[data-kind="cordon"]'), undefined, { timeout: UI_TIMEOUT_MS });
+    const cordonedRow = page.locator('#pods-body tr.cordoned');
+    assert.equal(await cordonedRow.count(), 1);
+    assert.equal(await cordonedRow.locator('td').nth(3).textContent(), 'cordonedplanned victim');
+    const api = (await (await fetch(`${dev.url}/api/pods`)).json()) as { pods: Array<{ podId: string; cordoned: boolean }>; victims: string[] };
+    const cordonedId = await cordonedRow.getAttribute('data-pod-id');
+    assert.deepEqual(api.pods.filter((p) => p.cordoned).map((p) => p.podId), [cordonedId]);
+    assert.deepEqual(api.victims, [cordonedId]);
+    assert.match((await page.locator('#events li[data-kind="cordon"]').first().textContent()) ?? '', new RegExp(`cordoned ${cordonedId} \\(\\d+ connections\\)`));
+    assert.match((await page.locator('#pod-hint').textContent()) ?? '', /1 cordoned/);
 
     // Let the chart collect a few more samples, then keep the picture for people to look at.
     await page.waitForTimeout(2_000);

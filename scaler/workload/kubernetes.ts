@@ -269,6 +269,21 @@ export class KubernetesWorkload implements Workload {
     return expected.size;
   }
 
+  async awaitNotReady(names: readonly string[], timeoutMs: number): Promise<boolean> {
+    const notReady = () =>
+      names.every((n) => {
+        const c = this.cache.get(n);
+        return !c || c.pod.terminating || !c.pod.ready;
+      });
+    try {
+      await this.waitFor(notReady, timeoutMs, `NotReady of ${names.join(', ')}`);
+      return true;
+    } catch (err) {
+      this.logger.warn({ pods: names, reason: (err as Error).message }, 'retiring pod(s) not seen NotReady in time');
+      return false;
+    }
+  }
+
   async scale(from: number, to: number, signal?: AbortSignal): Promise<boolean> {
     if (this.scaleRV === undefined && (await this.readScale(signal)) !== from) return false;
     for (let conflicts = 0; ; conflicts++) {

@@ -7,12 +7,12 @@ import { randomInt, randomUUID } from 'node:crypto';
 import type { Config } from '../../src/config.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { SocketDeps, SocketNodeHandle } from '../../socket/index.js';
-import { LOCAL_DRAIN_HTTP_MARGIN_MS, LOCAL_POD_SUFFIX_LENGTH, LOCAL_START_RETRY_MS, POD_NAME_ALPHABET } from '../constants.js';
+import { LOCAL_READY_POLL_MS, LOCAL_DRAIN_HTTP_MARGIN_MS, LOCAL_POD_SUFFIX_LENGTH, LOCAL_START_RETRY_MS, POD_NAME_ALPHABET } from '../constants.js';
 import { podsToDelete } from '../ranking.js';
 import type { Workload, WorkloadDeps, WorkloadPod, WorkloadSnapshot } from './workload.js';
 
 /** The part of a socket node handle the local backend uses. */
-export type LocalNode = Pick<SocketNodeHandle, 'podId' | 'port' | 'adminPort' | 'connections' | 'close'>;
+export type LocalNode = Pick<SocketNodeHandle, 'podId' | 'port' | 'adminPort' | 'connections' | 'ready' | 'close'>;
 
 /** Starts one socket node (default: socket/index.ts `start`). */
 export type StartNode = (config: Config, deps: SocketDeps) => Promise<LocalNode>;
@@ -110,7 +110,7 @@ export class LocalWorkload implements Workload {
       port: p.node?.port ?? 0,
       adminPort: p.node?.adminPort ?? 0,
       deletionCost: p.cost,
-      ready: p.readyAt !== undefined && !p.terminating,
+      ready: this.isReady(p),
       terminating: p.terminating,
       connections: p.node?.connections() ?? 0,
       createdAt: p.createdAt,
@@ -124,7 +124,7 @@ export class LocalWorkload implements Workload {
 
   listPods(): WorkloadPod[] {
     return [...this.byName.values()].map((p) => {
-      const ready = p.readyAt !== undefined && !p.terminating;
+      const ready = this.isReady(p);
       return {
         name: p.name,
         uid: p.uid,
@@ -144,6 +144,24 @@ export class LocalWorkload implements Workload {
 
   async observe(): Promise<WorkloadSnapshot> {
     return { replicas: this.replicas, pods: this.listPods() };
+  }
+
+  /** What the kubelet's readiness probe would report: started, not leaving, and the node's /readyz passes. */
+  private isReady(p: LocalPod): boolean {
+    return p.readyAt !== undefined && !p.terminating && (p.node?.ready() ?? false);
+  }
+
+  async awaitNotReady(names: readonly string[], timeoutMs: number): Promise<boolean> {
+    const deadline = this.now() + timeoutMs;
+    for (;;) {
+      const pending = names.filter((n) => {
+        const p = this.byName.get(n);
+        return p !== undefined && this.isReady(p);
+      });
+      if (pending.length === 0) return true;
+      if (this.closed || this.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, LOCAL_READY_POLL_MS));
+    }
   }
 
   async setDeletionCosts(costs: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<number> {

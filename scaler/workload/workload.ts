@@ -40,6 +40,8 @@ export interface Workload {
    * as last seen, and `signal` (leadership) aborts retries and the wait: rejects with its reason.
    */
   setDeletionCosts(costs: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<number>;
+  /** Resolve true once every named pod that is still active shows Ready=false, false after `timeoutMs`. */
+  awaitNotReady(names: readonly string[], timeoutMs: number): Promise<boolean>;
   /**
    * Set spec.replicas from `from` to `to`. Resolves false (and changes nothing) when the workload no
    * longer has `from` replicas: someone else scaled it, so the decision is stale. `signal` as above.

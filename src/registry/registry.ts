@@ -32,6 +32,8 @@ export interface ScalerDecision {
   at: number;
   /** Deletion costs last written, by pod id. */
   deletionCosts?: Record<string, number>;
+  /** The planned victims of the coming scale-in (the cordoned pods), lightest first. */
+  victims?: string[];
 }
 
 /** The scaler's mark on a pod it plans to remove (DESIGN "Cordon"). */

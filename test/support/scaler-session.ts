@@ -58,11 +58,16 @@ export interface Heartbeats {
   stop(): void;
 }
 
-/** Heartbeat every Ready, non-terminating pod of the fake every 40 ms; terminating pods leave the registry. */
+/**
+ * Heartbeat every Ready, non-terminating pod of the fake every 40 ms; terminating pods leave the registry. Like
+ * a socket node and the kubelet's readiness probe of its /readyz, a pod with a fresh retire request in its
+ * cordon mark turns NotReady (and keeps heartbeating), and Ready again when the request is withdrawn.
+ */
 export function startHeartbeats(registry: Registry, fake: FakeKubernetes, fallback = 0): Heartbeats {
   const connections = new Map<string, number>();
   const silent = new Set<string>();
   const started = new Map<string, number>();
+  const retired = new Set<string>();
   let stopped = false;
   const hb: Heartbeats = {
     connections,
@@ -82,12 +87,17 @@ export function startHeartbeats(registry: Registry, fake: FakeKubernetes, fallba
       }
       for (const p of pods) {
         const name = p.metadata.name as string;
-        const ready = (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+        let ready = (p.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
         if (p.metadata.deletionTimestamp && !hb.drainTerminating) {
           await registry.remove(name);
           continue;
         }
-        if (!ready || silent.has(name)) continue;
+        if (started.has(name) && !p.metadata.deletionTimestamp) {
+          ready = await probeReadiness(registry, fake, name);
+          if (ready) retired.delete(name);
+          else retired.add(name);
+        }
+        if ((!ready && !retired.has(name)) || silent.has(name)) continue;
         if (!started.has(name)) started.set(name, now);
         await registry.heartbeat({ podId: name, ip: '10.0.0.1', port: 8080, adminPort: 9090, connections: connections.get(name) ?? hb.fallback, draining: Boolean(p.metadata.deletionTimestamp), startedAt: started.get(name)!, updatedAt: now, heartbeatMs: HEARTBEAT_MS });
       }
@@ -101,6 +111,18 @@ export function startHeartbeats(registry: Registry, fake: FakeKubernetes, fallba
     if (!stopped) void hb.beat();
   }, WRITE_EVERY_MS);
   return hb;
+}
+
+/**
+ * What the kubelet's readiness probe of a socket node's /readyz reports for a fake pod: NotReady while its
+ * cordon mark carries a retire request. Sets the fake pod's Ready condition when it differs; returns it.
+ */
+export async function probeReadiness(registry: Registry, fake: FakeKubernetes, name: string): Promise<boolean> {
+  const ready = (await registry.cordonOf(name))?.retire === undefined;
+  const pod = fake.allPods().find((p) => p.metadata.name === name);
+  const now = (pod?.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+  if (pod && now !== ready) fake.setPodReady(name, ready);
+  return ready;
 }
 
 /** Tick until `check()` holds (at most `max` ticks, `pauseMs` apart). */
