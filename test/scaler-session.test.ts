@@ -2,19 +2,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { VICTIM_DELETION_COST } from '../scaler/constants.js';
 import { SCALER_API_CALLS_ARTIFACT, runRecordedScalerSession } from './support/scaler-session.js';
 
 test('recorded session: leader election, scale-out, scale-in of the least-loaded pod, failover; RBAC verbs used', async () => {
   const s = await runRecordedScalerSession({ write: true });
 
   assert.equal(s.removed.connections, 40, `the least-loaded pod (40 connections) was removed, not ${s.removed.pod}`);
-  assert.equal(s.costsWritten[s.removed.pod], '40');
-  assert.deepEqual(Object.values(s.costsWritten).sort(), ['350', '40', '500', '700']);
+  assert.equal(s.costsWritten[s.removed.pod], String(VICTIM_DELETION_COST), 'the cordoned victim carries the lowest cost');
+  assert.deepEqual(Object.values(s.costsWritten).sort(), [String(VICTIM_DELETION_COST), '350', '500', '700']);
   assert.ok(s.messages.includes('Scaling Deployment socket from 2 to 4 replicas'));
   assert.ok(s.messages.includes('✓ Successfully scaled Deployment socket to 4 replicas'));
   assert.ok(s.messages.includes('Scaling Deployment socket from 4 to 3 replicas'));
   assert.ok(s.messages.includes('Scaling Deployment socket from 3 to 5 replicas'));
-  assert.ok(s.messages.some((m) => m.startsWith(`scale-in removed pod ${s.removed.pod} with 40 connections: one of the least-loaded`)));
+  assert.ok(s.messages.some((m) => m.startsWith(`scale-in removed pod ${s.removed.pod} with 40 connections: the cordoned pod, as intended`)));
 
   // The standby never wrote anything but the Lease while scaler-a led.
   const writesByB = s.requests.filter((r) => r.user === 'scaler-b' && r.resource !== 'leases' && ['patch', 'update', 'create'].includes(r.verb));
