@@ -34,7 +34,7 @@ test('cordon: the gateway stops assigning the pod, pinned connects still work, /
     const [welcome] = await once(pinned, 'message');
     assert.equal((JSON.parse(String(welcome)) as { podId: string }).podId, 'socket-cordon-a', 'a pinned connect to a cordoned pod still works');
     pinned.close();
-    const pods = (await (await fetch(`${gw.base}/api/pods`)).json()) as { pods: Array<{ podId: string; cordoned: boolean }> };
+    const pods = (await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: Array<{ podId: string; cordoned: boolean }> };
     assert.deepEqual(pods.pods.map((p) => `${p.podId}:${p.cordoned}`), ['socket-cordon-a:true', 'socket-cordon-b:false']);
     assert.equal((await fetch(`http://127.0.0.1:${a.adminPort}/readyz`)).status, 200, 'cordoned alone does not fail readiness');
 
