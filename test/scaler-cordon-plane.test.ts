@@ -190,6 +190,10 @@ test('on the real control plane, over 11 rounds, the pod removed is the cordoned
           kubeConfig: plane.kubeConfig,
           admin: false,
           ...FAST,
+          // A loaded real API server answers in seconds at times: the test Lease timings of the fake would flap.
+          lease: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 500 },
+          retry: { baseMs: 100, maxMs: 1000, attempts: 6 },
+          confirmTimeoutMs: 15_000,
           victimTimeoutMs: 20_000,
           retireTimeoutMs: 10_000,
           ...(round.special === 'race' ? { settleMs: 0 } : {}),
@@ -217,7 +221,9 @@ test('on the real control plane, over 11 rounds, the pod removed is the cordoned
             await scaler.tick();
             const replicas = (await apps.readNamespacedDeploymentScale({ name: 'socket', namespace: NS })).spec?.replicas;
             return replicas === from - 1 ? true : undefined;
-          }, 60_000);
+          }, 90_000).catch((err: Error) => {
+            throw new Error(`${err.message}; last decision: ${scaler.lastDecision()?.message ?? 'none'}; log tail: ${logs.messages().slice(-8).join(' | ')}`);
+          });
           assert.ok(scaled);
           const retired = logs.messages().filter((m) => m.startsWith('asked ')).pop() ?? '';
           const victim = /^asked (\S+) to report NotReady/.exec(retired)?.[1];

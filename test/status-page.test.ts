@@ -111,7 +111,7 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
     // Load falls below what the pods hold: the scaler cordons the lightest pod at once (the scale-in itself waits
     // for SCALE_IN_STABILIZATION_MS); the page marks it as cordoned and as the planned victim.
     for (const c of clients.splice(0, 20)) c.stop();
-    await page.waitForFunction(() => !!document.querySelector('#pods-body tr.cordoned') && !!document.querySelector('#events li[data-kind="cordon"]'), undefined, { timeout: UI_TIMEOUT_MS });
+    await page.waitForFunction(() => !!document.querySelector('#pods-body tr.cordoned .badge.victim') && !!document.querySelector('#events li[data-kind="cordon"]'), undefined, { timeout: UI_TIMEOUT_MS });
     const cordonedRow = page.locator('#pods-body tr.cordoned');
     assert.equal(await cordonedRow.count(), 1);
     assert.equal(await cordonedRow.locator('td').nth(3).textContent(), 'cordonedplanned victim');
