@@ -91,6 +91,14 @@ test('the runtime refuses every import it does not implement, naming each, and b
   assert.match(constants.stderr, /k6's WebSocket has no OPEN constant/);
 });
 
+test('a threshold with abortOnFail ends the run at its next evaluation (exit 99), interrupting a sleeping VU', async () => {
+  const t0 = Date.now();
+  const run = await k6('test/fixtures/k6/abort-on-fail.js', {});
+  assert.equal(run.code, 99, run.stderr);
+  assert.match(run.stderr, /thresholds crossed with abortOnFail: errors count<1/);
+  assert.ok(Date.now() - t0 < 25_000, `took ${Date.now() - t0} ms; the VU sleeps 30 s`);
+});
+
 test('scale-out-in.ts against rtc-edge dev: /api/pods rises above the minimum and comes back, exit 0; an impossible threshold exits 99', async () => {
   await withDev(async (dev, dir) => {
     const min = await podCount(dev);

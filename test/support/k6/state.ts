@@ -74,6 +74,12 @@ class VuState {
     return out;
   }
 
+  /** Send what was recorded to the main thread now (also before blocking: a blocked worker's timers do not run). */
+  flush(): void {
+    const batch = this.drain();
+    if (batch.samples.length || batch.checks.length || batch.metrics.length) this.post?.({ type: 'samples', ...batch });
+  }
+
   interrupted(): boolean {
     return this.cells !== undefined && Atomics.load(this.cells, Cell.INTERRUPT) === 1;
   }
@@ -87,6 +93,7 @@ class VuState {
   block(ms: number): void {
     const cells = this.cells;
     if (!cells) throw new Error('sleep() is not available in this context');
+    this.flush();
     if (ms > 0) Atomics.wait(cells, Cell.INTERRUPT, 0, ms);
     this.assertRunning();
   }
@@ -96,6 +103,7 @@ class VuState {
     const cells = this.cells;
     const port = this.httpPort;
     if (!cells || !port) throw new Error('k6/http: making requests in the init context is not supported');
+    this.flush();
     Atomics.store(cells, Cell.HTTP_READY, 0);
     port.postMessage(req);
     while (Atomics.load(cells, Cell.HTTP_READY) === 0) Atomics.wait(cells, Cell.HTTP_READY, 0);

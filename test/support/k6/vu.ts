@@ -29,10 +29,7 @@ vu.cells = new Int32Array(data.cells);
 vu.httpPort = data.httpPort;
 vu.post = (m: FromWorker) => port.postMessage(m);
 
-function flush(): void {
-  const batch = vu.drain();
-  if (batch.samples.length || batch.checks.length || batch.metrics.length) vu.post!({ type: 'samples', ...batch });
-}
+const flush = () => vu.flush();
 setInterval(flush, SAMPLE_FLUSH_MS).unref();
 
 let script: ScriptModule | undefined;
