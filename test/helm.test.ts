@@ -23,6 +23,7 @@ import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1';
+import { Lease } from 'kubernetes-models/coordination.k8s.io/v1';
 import { DEFAULTS, loadConfig, type Role as EdgeRole } from '../src/config.js';
 import { DNS1123_LABEL } from '../src/constants.js';
 import { parseRedisUrl } from '../src/registry/redis-url.js';
@@ -62,6 +63,7 @@ const MODELS: Record<string, new (o: any) => { validate(): void }> = {
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': ValidatingAdmissionPolicy,
   'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': ValidatingAdmissionPolicyBinding,
+  'coordination.k8s.io/v1/Lease': Lease,
 };
 /** Kinds without a namespace. */
 const CLUSTER_SCOPED = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
@@ -761,7 +763,7 @@ describe('helm chart helm/rtc-edge', () => {
     const hooks = objs.filter((o) => o.metadata.annotations?.['helm.sh/hook'] === 'test');
     assert.deepEqual(hooks.map((o) => o.kind), ['Pod']);
     const pod = one(objs, 'Pod', 'test');
-    assert.equal(pod.metadata.annotations?.['helm.sh/hook-delete-policy'], 'before-hook-creation', 'kept for --logs');
+    assert.equal(pod.metadata.annotations?.['helm.sh/hook-delete-policy'], 'before-hook-creation,hook-succeeded', 'a passed test pod must not outlive the release');
     assert.equal(pod.spec.restartPolicy, 'Never');
     const c = pod.spec.containers[0];
     assert.equal(c.image, container(one(objs, 'Deployment', 'gateway'), 'gateway').image);
@@ -834,7 +836,7 @@ describe('helm chart helm/rtc-edge', () => {
       assert.match(def, /kubectl get deployment socket -n rtc --watch/);
       assert.match(def, /app\.kubernetes\.io\/component=scaler -f .*\n.*Scaling Deployment\|Successfully scaled/);
       assert.match(def, /controller\.kubernetes\.io\/pod-deletion-cost/);
-      assert.match(def, /helm test rtc-edge -n rtc --logs/);
+      assert.match(def, /helm test rtc-edge -n rtc .*kubectl logs -n rtc rtc-edge-test/);
       assert.match(notes('ci/ingress-values.yaml'), /curl -s https:\/\/rtc\.example\.com\/ws\/assign/);
       assert.match(notes('ci/existing-secret-values.yaml'), /kubectl get service rtc-edge-gateway -n rtc --watch/);
       assert.match(notes('ci/dns-resolver-values.yaml'), /endpoint_pod_names/);

@@ -18,7 +18,8 @@ test/helm.test.ts fails when a rule is missing or unused.
   resources: ["deployments/scale"]
   resourceNames: [{{ $socket | quote }}]
   verbs: ["get", "patch"]
-# Leader election: create the Lease once (create cannot be limited by name), then read and renew only it.
+# Leader election: the chart creates the Lease (templates/scaler-lease.yaml); `create` (which cannot be
+# limited by name) lets the scaler recreate it if someone deleted it. Read and renew only that Lease.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["create"]
