@@ -327,7 +327,7 @@ describe('chart: monitors, rules and dashboard', () => {
     // The issue's list, one alert (or more) each.
     for (const [what, re] of [['victim not honoured', /VictimNotHonoured/], ['registry stale or unavailable', /RegistryStale/], ['registry unavailable', /RegistryUnavailable/],
       ['connection limit', /NearConnectionLimit/], ['descriptor limit', /NearDescriptorLimit/], ['refusing with 503', /Refusing503/], ['drain timeout', /DrainTimeout/],
-      ['no Lease holder', /NoScalerLeader/], ['at SOCKET_MAX_REPLICAS', /AtMaxReplicas/], ['upstream 502/504', /UpstreamErrors/]] as const) {
+      ['no Lease holder', /NoScalerLeader/], ['at SOCKET_MAX_REPLICAS', /AtMaxReplicas/], ['invalid records', /InvalidRegistryRecords/], ['upstream 502/504', /UpstreamErrors/]] as const) {
       assert.ok(names.some((n) => re.test(n)), `an alert for: ${what}`);
     }
   });
