@@ -6,7 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../src/config.js';
+import { createCidrMatcher } from '../src/cidr.js';
 import { CloseCode, Header, SOCKET_PATH } from '../src/constants.js';
+import { clientAddress } from '../src/forwarded.js';
 import { ERRORS, type ErrorName } from '../src/errors.js';
 import { CloseReason, HANDLER_ERROR_LOG_INTERVAL_MS, OVERSIZE_READ_FACTOR } from './constants.js';
 import { retryAfterMs } from './drain.js';
@@ -21,7 +23,7 @@ import { uWS, type HttpRequest, type HttpResponse, type TemplatedApp, type us_so
 
 /** Options of createSocketServer. */
 export interface SocketServerOptions {
-  config: Pick<Config, 'socketMaxPayloadBytes' | 'socketMaxBackpressureBytes' | 'socketIdleTimeoutS' | 'socketUpgradeTimeoutMs'>;
+  config: Pick<Config, 'socketMaxPayloadBytes' | 'socketMaxBackpressureBytes' | 'socketIdleTimeoutS' | 'socketUpgradeTimeoutMs' | 'socketTrustedProxies'>;
   podId: string;
   handler: MessageHandler;
   logger: Logger;
@@ -34,19 +36,14 @@ export interface SocketServerOptions {
 }
 
 const MS_PER_S = 1000;
-const IPV4_MAPPED = '::ffff:';
-
-/** The TCP peer of a request, without the IPv4-mapped IPv6 prefix uWS reports for IPv4 clients. */
-function peerAddress(res: HttpResponse): string {
-  const text = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
-  return text.startsWith(IPV4_MAPPED) ? text.slice(IPV4_MAPPED.length) : text;
-}
 
 /** Build the uWS app of the WebSocket port (not listening yet). */
 export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
   const { config, podId, handler, logger, metrics, sessions, isDraining } = opts;
   const newSessionId = opts.newSessionId ?? randomUUID;
   const maxPayload = config.socketMaxPayloadBytes;
+  // The gateways: only their X-Forwarded-For is believed (src/forwarded.ts, the gateway's own rule).
+  const trustedProxies = createCidrMatcher(config.socketTrustedProxies);
 
   // One budget for every handler failure (messages and upgrades): a broken handler must not flood the log.
   let lastHandlerLog = 0;
@@ -162,7 +159,9 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
         const chosen = protocols ? (protocols.split(',')[0] ?? '').trim() : '';
         const extensions = req.getHeader('sec-websocket-extensions');
         const query = req.getQuery() ?? '';
-        const origin: SessionOrigin = { clientAddress: peerAddress(res), key: placementKey(query), data: undefined };
+        const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+        const forwardedFor = req.getHeader(Header.FORWARDED_FOR);
+        const origin: SessionOrigin = { clientAddress: clientAddress(peer, forwardedFor === '' ? undefined : forwardedFor, trustedProxies), key: placementKey(query), data: undefined };
         if (!handler.onUpgrade) {
           res.upgrade<UserData>({ session: new Session(host, newSessionId(), origin) }, key, chosen, extensions, context);
           return;

@@ -37,6 +37,7 @@ export interface Config {
   /** CIDRs the gateway may dial (`addr/prefix`); empty = any address. */
   gatewayPodCidrs: string[];
   gatewayTrustedProxies: string[];
+  socketTrustedProxies: string[];
   scalerWorkload: WorkloadKind;
   socketWorkloadName: string;
   socketMinReplicas: number;
@@ -229,6 +230,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     gatewayAssignStrategy: read('GATEWAY_ASSIGN_STRATEGY', oneOf<AssignStrategyKind>('spread', 'pack')),
     gatewayPodCidrs: read('GATEWAY_POD_CIDRS', cidrList, () => []),
     gatewayTrustedProxies: read('GATEWAY_TRUSTED_PROXIES', cidrList, () => []),
+    socketTrustedProxies: read('SOCKET_TRUSTED_PROXIES', cidrList, () => []),
     scalerWorkload: read('SCALER_WORKLOAD', oneOf<WorkloadKind>('kubernetes', 'local')),
     socketWorkloadName: read('SOCKET_WORKLOAD_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
     socketMinReplicas: read('SOCKET_MIN_REPLICAS', minReplicas),

@@ -811,6 +811,13 @@ describe('helm chart helm/rtc-edge', () => {
     assert.equal(cidrs.status, 0, cidrs.stderr);
     const gw = container(one(cidrs.objects, 'Deployment', 'gateway'), 'gateway');
     assert.deepEqual(loadConfig(containerEnv(cidrs.objects, gw, 'rtc-edge-gateway-5d8f7c9b4-x2x7k'), 'gateway').gatewayPodCidrs, ['10.244.0.0/16', 'fd00:10:244::/56']);
+    // The socket node trusts the gateways' X-Forwarded-For: socket.trustedProxies, else the pod network of gateway.podCIDRs.
+    const socketTrust = (objs: Obj[]) => loadConfig(containerEnv(objs, container(one(objs, 'Deployment', 'socket'), 'socket'), 'socket-5d8f7c9b4-x2x7k'), 'socket').socketTrustedProxies;
+    assert.deepEqual(socketTrust(rendered.get('default values')!), [], 'trust no one by default');
+    assert.deepEqual(socketTrust(cidrs.objects), ['10.244.0.0/16', 'fd00:10:244::/56']);
+    const own = render([], ['gateway.podCIDRs={10.244.0.0/16}', 'socket.trustedProxies={10.244.7.0/24}']);
+    assert.equal(own.status, 0, own.stderr);
+    assert.deepEqual(socketTrust(own.objects), ['10.244.7.0/24']);
   });
 
   test('NOTES.txt: how to reach the gateway (per Service type / Ingress) and how to watch scaling', () => {
