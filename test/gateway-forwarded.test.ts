@@ -1,12 +1,16 @@
 /**
  * Forwarded headers: spoofed X-Forwarded-For/-Proto/-Host, Forwarded and X-Real-IP from an untrusted peer
  * are replaced or removed; from a peer in GATEWAY_TRUSTED_PROXIES the chain is extended. The peer is this
- * test on loopback: 127.0.0.1 is trusted in one gateway and not in the other.
+ * test on loopback: 127.0.0.1 is trusted in one gateway and not in the other. Checked at a `ws` upstream
+ * (raw headers) and at the real socket node (what its onUpgrade hook receives).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
+import { createMemoryRegistry } from '../src/registry/index.js';
+import type { UpgradeRequest } from '../socket/index.js';
+import { startNode, type TestNode } from './socket-support.js';
 import { pod, startGateway, startWsUpstream, type TestGateway, type WsUpstream } from './support/upstream.js';
 
 const SPOOFED = {
@@ -57,5 +61,47 @@ describe('forwarded headers', () => {
     assert.equal(h['x-forwarded-host'], 'evil.example');
     assert.equal(h.forwarded, 'for=6.6.6.6;proto=https');
     assert.equal(h['x-real-ip'], '6.6.6.6');
+  });
+});
+
+describe('forwarded headers through the real socket node', () => {
+  const registry = createMemoryRegistry();
+  const seen: UpgradeRequest[] = [];
+  let n: TestNode;
+  let untrusting: TestGateway;
+  let trusting: TestGateway;
+  before(async () => {
+    n = await startNode({}, { registry, handler: { onUpgrade: (request: UpgradeRequest) => void seen.push(request) } });
+    untrusting = await startGateway({}, { registry });
+    trusting = await startGateway({ GATEWAY_TRUSTED_PROXIES: '127.0.0.1' }, { registry });
+  });
+  after(async () => {
+    await Promise.all([untrusting.gateway.close(), trusting.gateway.close()]);
+    await n.node.close();
+    await registry.close();
+  });
+
+  /** Connect through `gw` with the spoofed headers; resolves with what the node's onUpgrade saw. */
+  async function nodeSaw(gw: TestGateway): Promise<UpgradeRequest> {
+    const before = seen.length;
+    const ws = new WebSocket(gw.ws(n.node.podId), { headers: SPOOFED });
+    await once(ws, 'message');
+    ws.terminate();
+    return seen[before]!;
+  }
+
+  test('untrusted client: the node\'s onUpgrade sees the gateway-set X-Forwarded-For and -Proto, no Forwarded or X-Real-IP', async () => {
+    const r = await nodeSaw(untrusting);
+    assert.equal(r.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(r.headers['x-forwarded-proto'], 'http');
+    assert.equal(r.headers.forwarded, undefined);
+    assert.equal(r.headers['x-real-ip'], undefined);
+  });
+
+  test('trusted proxy in front: the node\'s onUpgrade sees the extended chain and the proxy\'s claims', async () => {
+    const r = await nodeSaw(trusting);
+    assert.equal(r.headers['x-forwarded-for'], '6.6.6.6, 127.0.0.1');
+    assert.equal(r.headers['x-forwarded-proto'], 'https');
+    assert.equal(r.headers['x-real-ip'], '6.6.6.6');
   });
 });
