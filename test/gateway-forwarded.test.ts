@@ -71,7 +71,8 @@ describe('forwarded headers through the real socket node', () => {
   let untrusting: TestGateway;
   let trusting: TestGateway;
   before(async () => {
-    n = await startNode({}, { registry, handler: { onUpgrade: (request: UpgradeRequest) => void seen.push(request) } });
+    // The node believes X-Forwarded-For only from its gateways (here: loopback), by the same rule.
+    n = await startNode({ SOCKET_TRUSTED_PROXIES: '127.0.0.1' }, { registry, handler: { onUpgrade: (request: UpgradeRequest) => void seen.push(request) } });
     untrusting = await startGateway({}, { registry });
     trusting = await startGateway({ GATEWAY_TRUSTED_PROXIES: '127.0.0.1' }, { registry });
   });
@@ -90,18 +91,20 @@ describe('forwarded headers through the real socket node', () => {
     return seen[before]!;
   }
 
-  test('untrusted client: the node\'s onUpgrade sees the gateway-set X-Forwarded-For and -Proto, no Forwarded or X-Real-IP', async () => {
+  test('untrusted client: the node\'s onUpgrade sees the gateway-set X-Forwarded-For and -Proto, no Forwarded or X-Real-IP, the peer as client address', async () => {
     const r = await nodeSaw(untrusting);
     assert.equal(r.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(r.headers['x-forwarded-proto'], 'http');
     assert.equal(r.headers.forwarded, undefined);
     assert.equal(r.headers['x-real-ip'], undefined);
+    assert.equal(r.clientAddress, '127.0.0.1', 'the spoofed 6.6.6.6 reached the handler as the client');
   });
 
-  test('trusted proxy in front: the node\'s onUpgrade sees the extended chain and the proxy\'s claims', async () => {
+  test('trusted proxy in front: the node\'s onUpgrade sees the extended chain, the proxy\'s claims and its client as client address', async () => {
     const r = await nodeSaw(trusting);
     assert.equal(r.headers['x-forwarded-for'], '6.6.6.6, 127.0.0.1');
     assert.equal(r.headers['x-forwarded-proto'], 'https');
     assert.equal(r.headers['x-real-ip'], '6.6.6.6');
+    assert.equal(r.clientAddress, '6.6.6.6', 'the client the trusted proxy named');
   });
 });
