@@ -57,6 +57,9 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
   const cordoned = new Set<string>();
   let lastSyncOk = -Infinity;
   let failing = false;
+  // Until then, pods missing from the registry stay in the view: it just came back from failing, and a
+  // promoted replica (entries expired) or a restarted Cluster node (empty) lacks pods that are alive.
+  let graceUntil = -Infinity;
   let closed = false;
   let inflight: Promise<void> | undefined;
   let logged: ViewState | undefined;
@@ -116,8 +119,13 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
           entries.set(pod.podId, { pod, seenAt: t });
         }
         for (const id of cordoned) if (!seen.has(id)) cordoned.delete(id);
+        if (failing) {
+          // Back from failing: every pod of the last view gets DEAD_AFTER_HEARTBEATS heartbeats to re-register.
+          for (const [id, e] of entries) if (!seen.has(id)) e.seenAt = t;
+          graceUntil = t + Math.max(0, ...[...entries.values()].map((e) => deadAfter(e.pod)));
+        }
         // An upsert that raced the list (seen after it started) is kept.
-        for (const [id, e] of entries) if (!seen.has(id) && e.seenAt < startedAt) entries.delete(id);
+        for (const [id, e] of entries) if (!seen.has(id) && e.seenAt < startedAt && t >= graceUntil) entries.delete(id);
         lastSyncOk = t;
         failing = false;
       },

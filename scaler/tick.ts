@@ -1,5 +1,6 @@
 /** One scaler tick: read the registry and the workload, classify the pods, decide by the pure policy, act, record. */
 import type { Logger } from 'pino';
+import { DEAD_AFTER_HEARTBEATS } from '../src/constants.js';
 import type { PodRecord, Registry } from '../src/registry/registry.js';
 import type { PodClassifier } from './classify.js';
 import type { CordonMarks } from './cordon.js';
@@ -46,6 +47,10 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
   let workloadError = false;
   /** Planned pods without a live registry entry: their mark cannot be read back from a record. */
   let silentMarked = new Set<string>();
+  // After the registry was unreachable, pods need up to DEAD_AFTER_HEARTBEATS heartbeats to be back in it (a
+  // promoted replica's entries may have expired, a restarted Cluster node has none): until then the view is stale.
+  let registryLost = false;
+  let recoveredAt: number | undefined;
 
   async function readRegistry(): Promise<{ health: RegistryHealth; records: PodRecord[] }> {
     if (registry.status() !== 'ready') return { health: 'unavailable', records: [] };
@@ -57,12 +62,30 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     }
   }
 
+  /** The registry's health for the policy: 'stale' while pods may still be re-registering after an outage. */
+  function settling(read: RegistryHealth, records: readonly PodRecord[], t: number): RegistryHealth {
+    if (read !== 'ok') {
+      registryLost = true;
+      return read;
+    }
+    if (registryLost) {
+      registryLost = false;
+      recoveredAt = t;
+    }
+    if (recoveredAt === undefined) return read;
+    const heartbeatMs = Math.max(0, ...records.map((r) => r.heartbeatMs));
+    if (t - recoveredAt < DEAD_AFTER_HEARTBEATS * heartbeatMs) return 'stale';
+    recoveredAt = undefined;
+    return read;
+  }
+
   async function run(): Promise<void> {
     const t = now();
     const unobserved = victims.check(t);
     if (!ctx.stillLeader()) return;
 
-    const { health, records } = await readRegistry();
+    const { health: read, records } = await readRegistry();
+    const health = settling(read, records, t);
     let snap: WorkloadSnapshot;
     try {
       snap = await workload.observe();
