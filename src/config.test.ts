@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { ConfigError, DEFAULTS, loadConfig } from './config.js';
+import { parseRedisUrl } from './registry/redis-url.js';
 
 test('defaults match the DESIGN.md table', () => {
   const c = loadConfig({ POD_NAME: 'socket-abc12', POD_IP: '10.0.0.7' });
@@ -74,6 +75,13 @@ test('GATEWAY_POD_CIDRS: empty means any address; a bad entry is named', () => {
     () => loadConfig({ GATEWAY_POD_CIDRS: '10.0.0.0/8,10.0.0.0/40,pods.local', HEARTBEAT_MS: 'x' }),
     (e: unknown) => e instanceof ConfigError && e.problems.length === 2 && /GATEWAY_POD_CIDRS=.*"10\.0\.0\.0\/40".*"pods\.local"/.test(e.problems.find((p) => p.startsWith('GATEWAY_POD_CIDRS')) ?? ''),
   );
+});
+
+test('REDIS_PASSWORD becomes the password of REDIS_URL (percent-encoded), keeping the user; it needs a REDIS_URL', () => {
+  assert.equal(loadConfig({ REDIS_URL: 'redis://rtc-edge-redis:6379', REDIS_PASSWORD: 'p@s/s:w#rd' }).redisUrl, 'redis://:p%40s%2Fs%3Aw%23rd@rtc-edge-redis:6379');
+  assert.equal(loadConfig({ REDIS_URL: 'rediss://app:old@redis.example:6380/2', REDIS_PASSWORD: 'new' }).redisUrl, 'rediss://app:new@redis.example:6380/2');
+  assert.equal(parseRedisUrl(loadConfig({ REDIS_URL: 'redis+sentinel://s1:26379,s2/mymaster', REDIS_PASSWORD: 'n@w' }).redisUrl!).options.password, 'n@w');
+  assert.throws(() => loadConfig({ REDIS_PASSWORD: 'x' }), (e: unknown) => e instanceof ConfigError && /REDIS_PASSWORD is set but REDIS_URL is not/.test(e.message) && !/"x"/.test(e.message));
 });
 
 test('idle timeout must suit uWebSockets.js', () => {

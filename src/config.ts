@@ -2,7 +2,7 @@
 import os from 'node:os';
 import net from 'node:net';
 import { DNS1123_LABEL, DNS1123_SUBDOMAIN, DEFAULT_REDIS_PREFIX, POD_MAX_HEAD_BYTES } from './constants.js';
-import { parseRedisUrl } from './registry/redis-url.js';
+import { parseRedisUrl, withRedisPassword } from './registry/redis-url.js';
 import { parseCidrList } from './cidr.js';
 import { redactUrl, scrub, urlSecrets } from './redact.js';
 
@@ -207,6 +207,8 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     return v as T;
   }
 
+  // From a Secret (the chart's generated password); merged into REDIS_URL here, so it never sits in a ConfigMap.
+  const redisPassword = read('REDIS_PASSWORD', nonEmpty);
   const cfg: Config = {
     gatewayPort: read('GATEWAY_PORT', port),
     gatewayAdminPort: read('GATEWAY_ADMIN_PORT', port),
@@ -252,6 +254,10 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
   };
 
   // Cross-field checks only where both sides parsed.
+  if (redisPassword !== undefined) {
+    if (cfg.redisUrl) cfg.redisUrl = withRedisPassword(cfg.redisUrl, redisPassword);
+    else if (env.REDIS_URL === undefined || env.REDIS_URL === '') problems.push('REDIS_PASSWORD is set but REDIS_URL is not: the password needs a Redis to go with');
+  }
   if (cfg.socketMinReplicas !== undefined && cfg.socketMaxReplicas !== undefined && cfg.socketMinReplicas > cfg.socketMaxReplicas) {
     problems.push(`SOCKET_MIN_REPLICAS=${cfg.socketMinReplicas} is greater than SOCKET_MAX_REPLICAS=${cfg.socketMaxReplicas}`);
   }

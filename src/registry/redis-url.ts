@@ -54,3 +54,17 @@ export function parseRedisUrl(raw: string): RedisTarget {
   }
   throw new Error(`unsupported scheme ${proto}`);
 }
+
+/**
+ * REDIS_URL with REDIS_PASSWORD as its password (percent-encoded here, so any character works), keeping the
+ * user name: how the chart hands every role the generated password from a Secret without writing it into a URL.
+ */
+export function withRedisPassword(url: string, password: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
+  const rest = url.slice(scheme.length);
+  const at = rest.lastIndexOf('@');
+  const info = at < 0 ? '' : rest.slice(0, at);
+  const colon = info.indexOf(':');
+  const user = colon < 0 ? info : info.slice(0, colon);
+  return `${scheme}${user}:${encodeURIComponent(password)}@${rest.slice(at + 1)}`;
+}
