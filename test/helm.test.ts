@@ -166,8 +166,8 @@ function containerEnv(objs: Obj[], c: any, podName: string): Record<string, stri
     } else if (e.valueFrom?.secretKeyRef) {
       const ref = e.valueFrom.secretKeyRef;
       const secret = objs.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name);
-      // An existing Secret (not rendered by the chart) stands in with a valid URL.
-      env[e.name] = secret ? secret.stringData[ref.key] : 'redis+cluster://redis-0.redis:6379,redis-1.redis:6379';
+      // An existing Secret (not rendered by the chart) stands in with a valid URL or password.
+      env[e.name] = secret ? secret.stringData[ref.key] : e.name === 'REDIS_PASSWORD' ? 'existing-secret-password' : 'redis+cluster://redis-0.redis:6379,redis-1.redis:6379';
     } else assert.fail(`env ${e.name}: unsupported source`);
   }
   return env;
@@ -650,9 +650,43 @@ describe('helm chart helm/rtc-edge', () => {
     const redis = one(def, 'Deployment', 'redis');
     const rc = container(redis, 'redis');
     assert.match(rc.image, /^redis:7-alpine$/);
-    assert.deepEqual(rc.args.slice(2), ['--save', '', '--appendonly', 'no']);
+    assert.deepEqual(rc.args.slice(2), ['--requirepass', '$(REDIS_PASSWORD)', '--save', '', '--appendonly', 'no']);
     const rsvc = one(def, 'Service', 'redis');
-    for (const role of ['gateway', 'socket', 'scaler']) assert.equal(one(def, 'ConfigMap', role).data.REDIS_URL, `redis://${rsvc.metadata.name}:${rsvc.spec.ports[0].port}`);
+    for (const role of ['gateway', 'socket', 'scaler']) assert.equal(one(def, 'ConfigMap', role).data.REDIS_URL, `redis://${rsvc.metadata.name}:${rsvc.spec.ports[0].port}`, 'the ConfigMap URL holds no password');
+
+    // requirepass from a generated Secret; every role reads the same Secret as REDIS_PASSWORD, which the app merges into REDIS_URL.
+    const auth = def.find((o) => o.kind === 'Secret' && o.metadata.name === `${RELEASE}-redis-auth`);
+    assert.ok(auth, 'the password Secret is rendered');
+    const password = auth.stringData['redis-password'] as string;
+    assert.match(password, /^[A-Za-z0-9]{32}$/);
+    const authRef = { name: auth.metadata.name, key: 'redis-password' };
+    assert.deepEqual(rc.env, [{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: authRef } }, { name: 'REDISCLI_AUTH', value: '$(REDIS_PASSWORD)' }], 'the probe\'s redis-cli authenticates too');
+    for (const comp of ['gateway', 'socket', 'scaler']) {
+      const c = container(one(def, 'Deployment', comp), comp);
+      assert.deepEqual((c.env as any[]).find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, authRef, comp);
+      const cfg = loadConfig(containerEnv(def, c, `${comp}-5d8f7c9b4-x2x7k`), comp as EdgeRole);
+      assert.equal(cfg.redisUrl, `redis://:${password}@${rsvc.metadata.name}:${rsvc.spec.ports[0].port}`, comp);
+    }
+    const ownAuth = render([], ['redis.auth.existingSecret=my-redis-auth', 'redis.auth.existingSecretKey=password']);
+    assert.equal(ownAuth.status, 0, ownAuth.stderr);
+    assert.equal(ownAuth.objects.filter((o) => o.kind === 'Secret').length, 0, 'redis.auth.existingSecret: no Secret rendered');
+    for (const comp of ['redis', 'gateway', 'socket', 'scaler']) {
+      const env = container(one(ownAuth.objects, 'Deployment', comp), comp).env as any[];
+      assert.deepEqual(env.find((e) => e.name === 'REDIS_PASSWORD').valueFrom.secretKeyRef, { name: 'my-redis-auth', key: 'password' }, comp);
+    }
+    const noAuth = render([], ['redis.auth.enabled=false']);
+    assert.equal(noAuth.status, 0, noAuth.stderr);
+    assert.deepEqual(container(one(noAuth.objects, 'Deployment', 'redis'), 'redis').args.slice(2), ['--save', '', '--appendonly', 'no']);
+    assert.equal(noAuth.objects.filter((o) => o.kind === 'Secret').length, 0);
+    for (const comp of ['gateway', 'socket', 'scaler']) assert.ok(!JSON.stringify(container(one(noAuth.objects, 'Deployment', comp), comp).env).includes('REDIS_PASSWORD'), comp);
+    // An external Redis over TLS: rediss:// passes through its Secret untouched, with no REDIS_PASSWORD beside it.
+    const tls = render([], ['redis.enabled=false', 'redis.url=rediss://app:tls-pw@redis.example:6380/1']);
+    assert.equal(tls.status, 0, tls.stderr);
+    for (const comp of ['gateway', 'socket', 'scaler']) {
+      const c = container(one(tls.objects, 'Deployment', comp), comp);
+      assert.ok(!(c.env as any[]).some((e) => e.name === 'REDIS_PASSWORD'), comp);
+      assert.equal(loadConfig(containerEnv(tls.objects, c, `${comp}-5d8f7c9b4-x2x7k`), comp as EdgeRole).redisUrl, 'rediss://app:tls-pw@redis.example:6380/1');
+    }
 
     const ext = rendered.get('ci/external-redis-values.yaml')!;
     assert.equal(find(ext, 'Deployment', 'redis').length, 0);
@@ -844,6 +878,7 @@ describe('helm chart helm/rtc-edge', () => {
       assert.match(def, /app\.kubernetes\.io\/component=scaler -f .*\n.*Scaling Deployment\|Successfully scaled/);
       assert.match(def, /controller\.kubernetes\.io\/pod-deletion-cost/);
       assert.match(def, /helm test rtc-edge -n rtc .*kubectl logs -n rtc rtc-edge-test/);
+      assert.match(def, /kubectl get secret rtc-edge-redis-auth -n rtc -o jsonpath='\{\.data\.redis-password\}' \| base64 -d/, 'how to read the Redis password');
       assert.match(notes('ci/ingress-values.yaml'), /curl -s https:\/\/rtc\.example\.com\/ws\/assign/);
       assert.match(notes('ci/existing-secret-values.yaml'), /kubectl get service rtc-edge-gateway -n rtc --watch/);
       assert.match(notes('ci/dns-resolver-values.yaml'), /endpoint_pod_names/);

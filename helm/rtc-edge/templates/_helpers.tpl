@@ -166,7 +166,19 @@ Validation that JSON schema cannot express (cross-field rules). Rendered once fr
     secretKeyRef:
       name: {{ default (include "rtc-edge.componentName" (dict "ctx" . "component" "redis-url")) .Values.redis.existingSecret }}
       key: {{ .Values.redis.existingSecretKey }}
+{{- else if .Values.redis.auth.enabled }}
+{{- /* The app merges REDIS_PASSWORD into REDIS_URL (percent-encoded), so the ConfigMap's URL holds no secret. */}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "rtc-edge.redisAuthSecretName" . }}
+      key: {{ .Values.redis.auth.existingSecretKey }}
 {{- end }}
+{{- end -}}
+
+{{/* The Secret holding the bundled Redis's password: redis.auth.existingSecret, or the one the chart generates. */}}
+{{- define "rtc-edge.redisAuthSecretName" -}}
+{{- default (include "rtc-edge.componentName" (dict "ctx" . "component" "redis-auth")) .Values.redis.auth.existingSecret -}}
 {{- end -}}
 
 {{/* Pod-level settings shared by every rtc-edge pod. Call with (dict "ctx" $ "role" .Values.<role>). */}}
