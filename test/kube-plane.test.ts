@@ -8,18 +8,10 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { AppsV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, VersionApi } from '@kubernetes/client-node';
 import { KUBE_VERSION, startKubePlane, type KubePlane } from './support/kube/plane.js';
+import { waitUntil } from './support/wait.js';
 
 const NS = 'smoke';
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what} not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {

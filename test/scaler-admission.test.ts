@@ -12,21 +12,13 @@ import { DELETION_COST_ANNOTATION } from '../src/constants.js';
 import { renderChart, type Obj } from './support/helm.js';
 import { startKubePlane, type KubePlane } from './support/kube/plane.js';
 import { captureLogs } from './support/logs.js';
+import { waitUntil } from './support/wait.js';
 import { FAST, scalerTestConfig } from './support/scaler-session.js';
 
 const NS = 'rtc';
 const RELEASE = 'rtc-edge';
 const APPLIED = new Set(['ServiceAccount', 'Role', 'RoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
 
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what} not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The refusal of a rejected call: HTTP status and the API server's message. */
 async function refusal(call: Promise<unknown>): Promise<{ code: number; message: string } | undefined> {
