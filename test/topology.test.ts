@@ -82,7 +82,8 @@ test('gateway + two socket processes on Redis: assign, pinned routing, drain and
   const socketEnv = { SOCKET_PORT: '0', ADMIN_PORT: '0', DRAIN_WINDOW_MS: '600', DRAIN_TIMEOUT_MS: '5000' };
   const a = await role('socket', 'socket node listening', { ...socketEnv, POD_NAME: 'socket-topo-a' });
   const b = await role('socket', 'socket node listening', { ...socketEnv, POD_NAME: 'socket-topo-b' });
-  const gw = await role('gateway', 'gateway listening', { GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', GATEWAY_DRAIN_MS: '300' });
+  // The test checks the spread over both pods; the default strategy (pack) fills one pod first.
+  const gw = await role('gateway', 'gateway listening', { GATEWAY_ASSIGN_STRATEGY: 'spread', GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', GATEWAY_DRAIN_MS: '300' });
   const http = `http://127.0.0.1:${gw.log.port as number}`;
   const ws = `ws://127.0.0.1:${gw.log.port as number}`;
   const admin = `http://127.0.0.1:${gw.log.adminPort as number}`;
