@@ -96,7 +96,8 @@ describe('HEAD has no side effects', () => {
 
   before(async () => {
     up = await startWsUpstream();
-    gw = await startGateway();
+    // spread (not the pack default) makes handed-out counts visible: they steer the next choice.
+    gw = await startGateway({ GATEWAY_ASSIGN_STRATEGY: 'spread' });
     // pod-idle is the only near-least-loaded pod: every GET goes there until 5 assignments were counted on it.
     await gw.registry.heartbeat(pod('pod-idle', up.port, { connections: 0 }));
     await gw.registry.heartbeat(pod('pod-busy', up.port, { connections: 5 }));
