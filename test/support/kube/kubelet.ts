@@ -153,7 +153,7 @@ class PodRun {
     let command: { cmd: string; args: string[] };
     try {
       env = await containerEnv(this.ctx.api, this.pod, c.spec, { podIP: this.ip, hostIP: NODE_IP });
-      command = containerCommand(c.spec, this.ports);
+      command = containerCommand(c.spec, this.ports, env);
     } catch (err) {
       // CreateContainerConfigError: a ConfigMap or Secret may appear later; try again.
       c.waiting = { reason: 'CreateContainerConfigError', message: (err as Error).message };

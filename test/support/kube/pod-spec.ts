@@ -60,6 +60,15 @@ export interface PodFacts {
 
 const decode = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
 
+/**
+ * Kubernetes' `$(VAR)` expansion (third_party/forked/golang/expansion): a reference to a defined variable is
+ * replaced, an undefined one stays as written, and `$$` is an escaped `$`.
+ */
+export function expandVars(value: string, vars: Readonly<Record<string, string>>): string {
+  return value.replace(/\$(\$|\(([A-Za-z_][A-Za-z0-9_.-]*)\))/g, (whole, _ref: string, name: string | undefined) =>
+    name === undefined ? '$' : Object.hasOwn(vars, name) ? vars[name]! : whole);
+}
+
 /** The container's environment as the manifest gives it (envFrom first, then env; env wins). Throws like CreateContainerConfigError. */
 export async function containerEnv(api: CoreV1Api, pod: V1Pod, container: V1Container, facts: PodFacts): Promise<Record<string, string>> {
   const namespace = pod.metadata!.namespace!;
@@ -99,7 +108,8 @@ export async function containerEnv(api: CoreV1Api, pod: V1Pod, container: V1Cont
   }
   for (const e of container.env ?? []) {
     const ref = e.valueFrom;
-    if (!ref) env[e.name] = e.value ?? '';
+    // A value may reference variables defined before it, as the real kubelet expands them.
+    if (!ref) env[e.name] = expandVars(e.value ?? '', env);
     else if (ref.fieldRef) env[e.name] = field(ref.fieldRef.fieldPath);
     else if (ref.configMapKeyRef) {
       const v = (await configMap(ref.configMapKeyRef.name!, ref.configMapKeyRef.optional))[ref.configMapKeyRef.key];
@@ -115,11 +125,11 @@ export async function containerEnv(api: CoreV1Api, pod: V1Pod, container: V1Cont
 }
 
 /** The process that stands in for a container's image: `redis-server` for a Redis image, else Node (the rtc-edge CLI or the container's own `node` command). */
-export function containerCommand(container: V1Container, ports: PodPorts): { cmd: string; args: string[] } {
-  const args = (container.args ?? []).map((a) => substitutePort(ports, a));
+export function containerCommand(container: V1Container, ports: PodPorts, env: Readonly<Record<string, string>> = {}): { cmd: string; args: string[] } {
+  const args = (container.args ?? []).map((a) => substitutePort(ports, expandVars(a, env)));
   const image = container.image ?? '';
   if (/(^|\/)redis([:@]|$)/.test(image)) return { cmd: 'redis-server', args };
-  const command = (container.command ?? []).map((a) => substitutePort(ports, a));
+  const command = (container.command ?? []).map((a) => substitutePort(ports, expandVars(a, env)));
   if (command.length === 0) return { cmd: process.execPath, args: ['--import', NET_SHIM, cliPath(), ...args] };
   if (command[0] === 'node') return { cmd: process.execPath, args: ['--import', NET_SHIM, ...command.slice(1), ...args] };
   throw new Error(`container ${container.name}: the process kubelet runs the rtc-edge CLI, node scripts or redis-server, not ${command[0]}`);
