@@ -81,7 +81,12 @@ export async function socketPods(c: TestCluster): Promise<V1Pod[]> {
 export async function releaseRegistry(c: TestCluster): Promise<Registry> {
   const [redis] = await c.pods(NS, 'app.kubernetes.io/component=redis');
   if (!redis) throw new Error('no bundled Redis pod');
-  const registry = createRedisRegistry({ url: `redis://127.0.0.1:${c.kubelet.port(redis.metadata!.name!, 'redis')}`, prefix: 'rtc:' });
+  // The bundled Redis requires the password the chart keeps in a Secret (REDIS_PASSWORD of the Redis pod).
+  const ref = redis.spec!.containers[0]!.env?.find((e) => e.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef;
+  const secret = ref ? await c.core.readNamespacedSecret({ name: ref.name!, namespace: NS }) : undefined;
+  const password = ref && secret?.data?.[ref.key] ? Buffer.from(secret.data[ref.key]!, 'base64').toString('utf8') : '';
+  const auth = password ? `:${encodeURIComponent(password)}@` : '';
+  const registry = createRedisRegistry({ url: `redis://${auth}127.0.0.1:${c.kubelet.port(redis.metadata!.name!, 'redis')}`, prefix: 'rtc:' });
   await waitFor('registry ready', () => registry.status() === 'ready', 10_000);
   return registry;
 }
