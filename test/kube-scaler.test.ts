@@ -102,7 +102,9 @@ describe('scaler on a real control plane', () => {
       }, 30_000, 100);
       const tookMs = Date.now() - killedAt;
       process.stdout.write(`# Lease hand-over after the leader was killed: ${tookMs} ms (to ${next})\n`);
-      assert.equal(next, standby);
+      // The standby, or the replacement pod the ReplicaSet created meanwhile (both campaign): never the dead leader.
+      assert.ok((await scalerPods(c)).includes(next) && next !== leader, `${next} took over`);
+      void standby;
       assert.ok(tookMs <= 15_000 + 2_000 * 2, `taken over in ${tookMs} ms`);
       // The new leader acts: load for one more pod.
       const before = (await socketPods(c)).length;
