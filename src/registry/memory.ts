@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { RECENT_EVENTS_DEFAULT_LIMIT } from '../constants.js';
 import { checkPodRecord, createRecordGuard, type RecordSource } from './record.js';
-import { EVENT_LOG_LENGTH, isLive, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+import { assertClaimArgs, EVENT_LOG_LENGTH, isLive, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 /** Create a memory registry. `now` is injectable for tests; `logger` gets the invalid-record lines. */
 export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger } = {}): Registry {
@@ -25,6 +25,27 @@ export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger
   };
   const withCordon = (p: PodRecord): PodRecord => ({ ...p, cordoned: markOf(p.podId) !== undefined });
   let state: RegistryStatus = 'ready';
+  // One map is the claim table: every claim is a synchronous read-modify-write, so it is atomic in this process.
+  const claims = new Map<string, { podId: string; until: number }>();
+  const claimed = new Map<string, Set<string>>(); // pod id → its keys (may hold expired ones; readers check)
+  const ownerNow = (key: string): string | undefined => {
+    const c = claims.get(key);
+    if (c && c.until > now()) return c.podId;
+    if (c) drop(key, c.podId);
+    return undefined;
+  };
+  const drop = (key: string, podId: string) => {
+    claims.delete(key);
+    const set = claimed.get(podId);
+    set?.delete(key);
+    if (set?.size === 0) claimed.delete(podId);
+  };
+  const hold = (key: string, podId: string, ttlMs: number) => {
+    claims.set(key, { podId, until: now() + ttlMs });
+    let set = claimed.get(podId);
+    if (!set) claimed.set(podId, (set = new Set()));
+    set.add(key);
+  };
 
   const live = (p: PodRecord | undefined) => (p && isLive(p, now()) ? p : undefined);
   const emit = (change: RegistryChange) => queueMicrotask(() => bus.emit('change', change));
@@ -83,6 +104,33 @@ export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger
     async recentEvents(limit = RECENT_EVENTS_DEFAULT_LIMIT) {
       return events.slice(0, limit).map((e) => ({ ...e }));
     },
+    async claim(key, podId, ttlMs, replace) {
+      assertClaimArgs(key, podId, replace);
+      const owner = ownerNow(key);
+      if (owner !== undefined && owner !== podId && owner !== replace) return owner;
+      if (owner !== undefined && owner !== podId) drop(key, owner);
+      hold(key, podId, ttlMs);
+      return podId;
+    },
+    async ownerOf(key) {
+      return ownerNow(key);
+    },
+    async renewClaims(podId, keys, ttlMs) {
+      const lost: string[] = [];
+      for (const key of keys) {
+        assertClaimArgs(key, podId);
+        const owner = ownerNow(key);
+        if (owner === undefined || owner === podId) hold(key, podId, ttlMs);
+        else lost.push(key);
+      }
+      return lost;
+    },
+    async releaseClaims(podId, keys) {
+      for (const key of keys ?? [...(claimed.get(podId) ?? [])]) if (claims.get(key)?.podId === podId) drop(key, podId);
+    },
+    async keysOf(podId) {
+      return [...(claimed.get(podId) ?? [])].filter((k) => ownerNow(k) === podId).sort();
+    },
     invalidRecords: () => guard.invalidTotal(),
     status: () => state,
     onStatus(listener) {
@@ -94,6 +142,8 @@ export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger
       bus.emit('status', state);
       bus.removeAllListeners();
       pods.clear();
+      claims.clear();
+      claimed.clear();
     },
   };
 }

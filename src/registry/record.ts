@@ -81,6 +81,16 @@ export function checkPodRecordText(text: string, keyId?: string): RecordCheck {
   return checkPodRecord(raw, keyId);
 }
 
+/** Ids of claim records in the guard's log lines start with this (`key:room-1`), so they never collide with a pod id. */
+export const CLAIM_ID_PREFIX = 'key:';
+
+/** Check a stored claim value (the owner's pod id, read back untrusted): the owner, or why it is not one. */
+export function checkClaimOwner(raw: unknown): { podId: string } | { invalid: string } {
+  if (typeof raw !== 'string') return { invalid: typeof raw === 'number' && raw > 0 ? `larger than ${MAX_LOGGED_ID_CHARS} bytes (${raw})` : 'not a string value (wrong Redis type)' };
+  if (!DNS1123_LABEL.test(raw)) return { invalid: `owner ${quote(raw)} is not a DNS-1123 label of at most 63 characters` };
+  return { podId: raw };
+}
+
 /** Where a record was read: the periodic list, a single get, or a change announcement. */
 export type RecordSource = 'list' | 'get' | 'change';
 
@@ -88,6 +98,8 @@ export type RecordSource = 'list' | 'get' | 'change';
 export interface RecordGuard {
   /** The record if `check` holds one; otherwise undefined, logged (once for `id`) and counted. */
   accept(check: RecordCheck, id: string, source: RecordSource): PodRecord | undefined;
+  /** Skip a bad stored value of another kind (a placement claim): logged once for `id`, counted. */
+  reject(invalid: string, id: string, source: RecordSource): void;
   /** Records skipped so far (every skipped read counts, so the rate shows a bad record is still there). */
   invalidTotal(): number;
 }
@@ -98,19 +110,22 @@ export function createRecordGuard(logger?: Logger): RecordGuard {
   let total = 0;
   return {
     accept(check, id, source) {
-      const key = id.slice(0, MAX_LOGGED_ID_CHARS);
       if ('pod' in check) {
         // A pod that writes a good record again logs afresh if it turns bad later.
-        if (logged.size > 0) logged.delete(key);
+        if (logged.size > 0) logged.delete(id.slice(0, MAX_LOGGED_ID_CHARS));
         return check.pod;
       }
+      this.reject(check.invalid, id, source);
+      return undefined;
+    },
+    reject(invalid, id, source) {
+      const key = id.slice(0, MAX_LOGGED_ID_CHARS);
       total++;
       if (!logged.has(key)) {
         if (logged.size >= MAX_REMEMBERED_IDS) logged.clear();
         logged.add(key);
-        logger?.warn({ podId: key, reason: check.invalid, source }, `registry: invalid record for pod ${JSON.stringify(key)} skipped (${check.invalid}); logged once per pod id, counted in rtc_registry_invalid_records_total`);
+        logger?.warn({ podId: key, reason: invalid, source }, `registry: invalid record for ${key.startsWith(CLAIM_ID_PREFIX) ? '' : 'pod '}${JSON.stringify(key)} skipped (${invalid}); logged once per id, counted in rtc_registry_invalid_records_total`);
       }
-      return undefined;
     },
     invalidTotal: () => total,
   };

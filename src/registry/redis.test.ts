@@ -110,6 +110,39 @@ test('hostile records written raw are skipped on list, get and change: logged on
   assert.deepEqual(seen, ['socket-ok:1']);
 });
 
+test('hostile claim values written raw are no owner: logged once per key, counted, overwritten by the next claim; a wrong-typed key set never blocks a claim', async (t) => {
+  const logs = captureLogs();
+  const reg = createRedisRegistry({ url: redis.url, prefix: 'badclaim:', logger: logs.logger });
+  const raw = new Redis(redis.url);
+  t.after(async () => {
+    raw.disconnect();
+    await reg.close();
+  });
+  await until(() => reg.status() === 'ready', 3000);
+  const claim = (key: string) => `badclaim:{registry}:claim:${key}`;
+  await raw.set(claim('huge'), 'a'.repeat(1024 * 1024));
+  await raw.rpush(claim('list'), 'socket-x');
+  await raw.set(claim('evil'), 'EVIL!{registry}');
+  await raw.set(claim('dash'), 'socket-');
+  await raw.set('badclaim:{registry}:claims:socket-h', 'not a set');
+  await raw.sadd('badclaim:{registry}:claims:socket-j', 'x'.repeat(300), 'bad key', 'ok-key');
+  await raw.set(claim('ok-key'), 'socket-j');
+  const keys = ['huge', 'list', 'evil', 'dash'];
+  for (const key of keys) assert.equal(await reg.ownerOf(key), undefined, key);
+  assert.equal(reg.invalidRecords(), keys.length);
+  const reasons = new Map(logs.lines.filter((l) => l.msg.includes('invalid record')).map((l) => [l.podId as string, l.reason as string]));
+  assert.equal(reasons.get('key:huge'), `larger than 64 bytes (${1024 * 1024})`);
+  assert.equal(reasons.get('key:list'), 'not a string value (wrong Redis type)');
+  assert.equal(reasons.get('key:evil'), 'owner "EVIL!{registry}" is not a DNS-1123 label of at most 63 characters');
+  for (const key of keys) assert.equal(await reg.claim(key, 'socket-h', 60_000), 'socket-h', key);
+  assert.deepEqual(await reg.keysOf('socket-h'), ['dash', 'evil', 'huge', 'list']);
+  assert.deepEqual(await reg.keysOf('socket-j'), ['ok-key'], 'only placement keys of live claims come out of a set');
+  assert.deepEqual(await reg.renewClaims('socket-h', keys, 60_000), []);
+  await reg.releaseClaims('socket-h');
+  for (const key of keys) assert.equal(await reg.ownerOf(key), undefined, `${key} released`);
+  assert.equal(await reg.ownerOf('bad key'), undefined, 'an invalid key is never looked up');
+});
+
 test('prefixes isolate deployments sharing one Redis', async () => {
   const a = createRedisRegistry({ url: redis.url, prefix: 'a:' });
   const b = createRedisRegistry({ url: redis.url, prefix: 'b:' });

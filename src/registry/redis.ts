@@ -8,11 +8,11 @@ import { EventEmitter } from 'node:events';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { jitteredBackoffMs } from '../backoff.js';
-import { DEAD_AFTER_HEARTBEATS, DNS1123_LABEL, RECENT_EVENTS_DEFAULT_LIMIT, REDIS_CONNECT_TIMEOUT_MS, REDIS_RECONNECT_BASE_MS, REDIS_RECONNECT_MAX_MS } from '../constants.js';
+import { DEAD_AFTER_HEARTBEATS, DNS1123_LABEL, PLACEMENT_KEY, RECENT_EVENTS_DEFAULT_LIMIT, REDIS_CONNECT_TIMEOUT_MS, REDIS_RECONNECT_BASE_MS, REDIS_RECONNECT_MAX_MS } from '../constants.js';
 import { safeError, urlSecrets } from '../redact.js';
 import { parseRedisUrl } from './redis-url.js';
-import { checkPodRecord, checkPodRecordText, createRecordGuard, MAX_LOGGED_ID_CHARS, MAX_RECORD_BYTES, type RecordCheck, type RecordSource } from './record.js';
-import { EVENT_LOG_LENGTH, parseCordonMark, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+import { checkClaimOwner, checkPodRecord, checkPodRecordText, CLAIM_ID_PREFIX, createRecordGuard, MAX_LOGGED_ID_CHARS, MAX_RECORD_BYTES, type RecordCheck, type RecordSource } from './record.js';
+import { assertClaimArgs, EVENT_LOG_LENGTH, parseCordonMark, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 // A stored value is read only when it is a string of at most ARGV[max] bytes; otherwise its size (or -1 when it
 // is not a string) is returned instead, so an oversized or wrong-typed key can neither fail the script nor
@@ -49,6 +49,75 @@ return out`;
 const GET_ONE = `${READ_BOUNDED}
 local max = tonumber(ARGV[1])
 return { read(KEYS[1], max), read(KEYS[2], max) }`;
+
+// Claims: `claim:<key>` holds the owner's pod id (PX = the claim TTL); `claims:<podId>` is the set of that pod's
+// keys (for keysOf and a release of all), its TTL pushed to the longest claim. Stored values are untrusted: an
+// owner that is not a pod id counts as no owner (and is overwritten), and a set of the wrong type is replaced.
+const CLAIM_HELPERS = `${READ_BOUNDED}
+local function isId(v)
+  return type(v) == 'string' and #v <= 63 and string.match(v, '^[a-z0-9][a-z0-9%-]*$') ~= nil and string.sub(v, -1) ~= '-'
+end
+local function setAdd(set, k, ttl)
+  local r = redis.pcall('SADD', set, k)
+  if type(r) == 'table' and r.err then
+    redis.call('DEL', set)
+    redis.call('SADD', set, k)
+  end
+  if redis.call('PTTL', set) < tonumber(ttl) then redis.call('PEXPIRE', set, ttl) end
+end
+local function members(set)
+  local m = redis.pcall('SMEMBERS', set)
+  if type(m) == 'table' and m.err then return {} end
+  return m
+end`;
+
+/** KEYS: claim key, the claimer's set. ARGV: pod id, ttl, pod to replace (or ''), key, set prefix. Returns [owner, previous value]. */
+const CLAIM = `${CLAIM_HELPERS}
+local cur = read(KEYS[1], ${MAX_LOGGED_ID_CHARS})
+if isId(cur) and cur ~= ARGV[1] and cur ~= ARGV[3] then return { cur, 0 } end
+if isId(cur) and cur ~= ARGV[1] then redis.call('SREM', ARGV[5] .. cur, ARGV[4]) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+setAdd(KEYS[2], ARGV[4], ARGV[2])
+return { ARGV[1], cur }`;
+
+/** KEYS: the pod's set. ARGV: pod id, ttl, claim prefix, keys…. Refreshes its claims, re-claims free keys; returns the keys another pod holds. */
+const RENEW = `${CLAIM_HELPERS}
+local lost = {}
+for i = 4, #ARGV do
+  local k = ARGV[i]
+  local cur = read(ARGV[3] .. k, ${MAX_LOGGED_ID_CHARS})
+  if cur == ARGV[1] then redis.call('PEXPIRE', ARGV[3] .. k, ARGV[2]); setAdd(KEYS[1], k, ARGV[2])
+  elseif isId(cur) then table.insert(lost, k); redis.pcall('SREM', KEYS[1], k)
+  else redis.call('SET', ARGV[3] .. k, ARGV[1], 'PX', ARGV[2]); setAdd(KEYS[1], k, ARGV[2]) end
+end
+return lost`;
+
+/** KEYS: the pod's set. ARGV: pod id, claim prefix, keys… (none = all of the pod's keys). */
+const RELEASE = `${CLAIM_HELPERS}
+local all = #ARGV < 3
+local keys = {}
+if all then keys = members(KEYS[1]) else for i = 3, #ARGV do table.insert(keys, ARGV[i]) end end
+for _, k in ipairs(keys) do
+  if read(ARGV[2] .. k, ${MAX_LOGGED_ID_CHARS}) == ARGV[1] then redis.call('DEL', ARGV[2] .. k) end
+  if not all then redis.pcall('SREM', KEYS[1], k) end
+end
+if all then redis.call('DEL', KEYS[1]) end
+return #keys`;
+
+/** KEYS: the pod's set. ARGV: pod id, claim prefix. The keys it still holds; members it lost are pruned. */
+const KEYS_OF = `${CLAIM_HELPERS}
+local out = {}
+for _, k in ipairs(members(KEYS[1])) do
+  if read(ARGV[2] .. k, ${MAX_LOGGED_ID_CHARS}) == ARGV[1] then table.insert(out, k) else redis.call('SREM', KEYS[1], k) end
+end
+return out`;
+
+/** KEYS: claim key. The bounded stored owner. */
+const OWNER_OF = `${READ_BOUNDED}
+return read(KEYS[1], ${MAX_LOGGED_ID_CHARS})`;
+
+/** Keys per renew or release script call, so one call never holds Redis long. */
+const CLAIM_BATCH = 500;
 
 /** A bounded read's answer: the value, or a size/type marker (see READ_BOUNDED). */
 type BoundedValue = string | number | null;
@@ -91,7 +160,7 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
   const tag = `${prefix}{registry}:`;
   // A cordon mark is a key of its own with a TTL the scaler renews, merged into the record on read: the pod's
   // heartbeat never overwrites it, and a scaler that dies leaves no pod cordoned for longer than the TTL.
-  const keys = { pods: `${tag}pods`, pod: `${tag}pod:`, cordon: `${tag}cordon:`, decision: `${tag}decision`, events: `${tag}events` };
+  const keys = { pods: `${tag}pods`, pod: `${tag}pod:`, cordon: `${tag}cordon:`, decision: `${tag}decision`, events: `${tag}events`, claim: `${tag}claim:`, claims: `${tag}claims:` };
   const channel = `${prefix}changes`;
   const retryStrategy = (times: number) => reconnectDelay(times, opts.maxBackoffMs);
   const base: RedisOptions = { retryStrategy, connectTimeout: REDIS_CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
@@ -175,8 +244,53 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
     return p ? { ...p, cordoned: parseMark(mark) !== undefined } : undefined;
   };
 
+  /** A stored owner read back: the pod id, or undefined (none; an invalid value is logged once and counted). */
+  const ownerFrom = (raw: BoundedValue, key: string, source: RecordSource): string | undefined => {
+    if (raw === 0 || raw === null) return undefined;
+    const check = checkClaimOwner(raw);
+    if ('podId' in check) return check.podId;
+    guard.reject(check.invalid, CLAIM_ID_PREFIX + key, source);
+    return undefined;
+  };
+  const batches = (list: readonly string[]) => Array.from({ length: Math.ceil(list.length / CLAIM_BATCH) }, (_, i) => list.slice(i * CLAIM_BATCH, (i + 1) * CLAIM_BATCH));
+  const ttl = (ms: number) => Math.max(1, Math.round(ms));
+
   return {
     kind: 'redis',
+    async claim(key, podId, ttlMs, replace) {
+      assertClaimArgs(key, podId, replace);
+      const [owner, previous] = (await cmd.eval(CLAIM, 2, keys.claim + key, keys.claims + podId, podId, ttl(ttlMs), replace ?? '', key, keys.claims)) as [BoundedValue, BoundedValue];
+      // A previous value that was no owner (garbage, wrong type) was overwritten: still worth the count and the log line.
+      if (owner === podId && previous !== 0) ownerFrom(previous, key, 'get');
+      const checked = ownerFrom(owner, key, 'get');
+      if (checked === undefined) throw new Error(`registry: claim of ${key} answered no owner`);
+      return checked;
+    },
+    async ownerOf(key) {
+      if (!PLACEMENT_KEY.test(key)) return undefined;
+      return ownerFrom((await cmd.eval(OWNER_OF, 1, keys.claim + key)) as BoundedValue, key, 'get');
+    },
+    async renewClaims(podId, list, ttlMs) {
+      for (const key of list) assertClaimArgs(key, podId);
+      const lost: string[] = [];
+      for (const batch of batches(list)) lost.push(...((await cmd.eval(RENEW, 1, keys.claims + podId, podId, ttl(ttlMs), keys.claim, ...batch)) as string[]));
+      return lost;
+    },
+    async releaseClaims(podId, list) {
+      assertClaimArgs('k', podId);
+      if (list === undefined) {
+        await cmd.eval(RELEASE, 1, keys.claims + podId, podId, keys.claim);
+        return;
+      }
+      for (const key of list) assertClaimArgs(key, podId);
+      for (const batch of batches(list)) await cmd.eval(RELEASE, 1, keys.claims + podId, podId, keys.claim, ...batch);
+    },
+    async keysOf(podId) {
+      if (!isPodId(podId)) return [];
+      const members = (await cmd.eval(KEYS_OF, 1, keys.claims + podId, podId, keys.claim)) as unknown[];
+      // Set members are untrusted too: only placement keys come out.
+      return members.filter((k): k is string => typeof k === 'string' && PLACEMENT_KEY.test(k)).sort();
+    },
     async heartbeat(pod) {
       const json = JSON.stringify(pod);
       await cmd

@@ -169,6 +169,63 @@ for (const backend of backends) {
       assert.equal(await reader.cordonOf('socket-g2'), undefined);
     });
 
+    test('concurrent first claims of a key from two clients: exactly one pod wins, and every caller learns it', async () => {
+      const { writer, reader } = await backend.pair();
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? writer : reader).claim(`room-${i % 4}`, `socket-k${i % 5}`, HB * 10)));
+      for (let k = 0; k < 4; k++) {
+        const owners = new Set(results.filter((_, i) => i % 4 === k));
+        assert.equal(owners.size, 1, `room-${k}: ${[...owners].join(', ')}`);
+        assert.equal(await reader.ownerOf(`room-${k}`), [...owners][0]);
+      }
+      const listed = (await Promise.all(['socket-k0', 'socket-k1', 'socket-k2', 'socket-k3', 'socket-k4'].map((p) => writer.keysOf(p)))).flat().sort();
+      assert.deepEqual(listed, ['room-0', 'room-1', 'room-2', 'room-3'], 'keysOf lists each key under its one owner');
+    });
+
+    test('a claim is refreshed by its owner, refused to others, taken over only from the named pod, and released', async () => {
+      const { writer, reader } = await backend.pair();
+      assert.equal(await reader.ownerOf('doc:1'), undefined);
+      assert.equal(await writer.claim('doc:1', 'socket-m1', HB * 3), 'socket-m1');
+      assert.equal(await reader.claim('doc:1', 'socket-m2', HB * 3), 'socket-m1', 'held: the other pod learns the owner');
+      assert.equal(await reader.claim('doc:1', 'socket-m2', HB * 3, 'socket-m9'), 'socket-m1', 'replace names another pod: no takeover');
+      await sleep(HB * 2);
+      assert.equal(await writer.claim('doc:1', 'socket-m1', HB * 3), 'socket-m1');
+      await sleep(HB * 2);
+      assert.equal(await reader.ownerOf('doc:1'), 'socket-m1', "the owner's claim refreshed its TTL");
+      assert.equal(await reader.claim('doc:1', 'socket-m2', HB * 3, 'socket-m1'), 'socket-m2', 'a dead or draining owner is taken over');
+      assert.deepEqual(await reader.keysOf('socket-m1'), []);
+      assert.deepEqual(await reader.keysOf('socket-m2'), ['doc:1']);
+      await writer.releaseClaims('socket-m1', ['doc:1']);
+      assert.equal(await reader.ownerOf('doc:1'), 'socket-m2', "a release by the old owner leaves the new owner's claim");
+      await writer.claim('doc:2', 'socket-m2', HB * 3);
+      await writer.claim('doc.3', 'socket-m2', HB * 3);
+      assert.deepEqual(await reader.keysOf('socket-m2'), ['doc.3', 'doc:1', 'doc:2']);
+      await reader.releaseClaims('socket-m2', ['doc:2']);
+      assert.deepEqual(await reader.keysOf('socket-m2'), ['doc.3', 'doc:1']);
+      await reader.releaseClaims('socket-m2');
+      assert.deepEqual(await reader.keysOf('socket-m2'), []);
+      assert.equal(await reader.ownerOf('doc:1'), undefined);
+      assert.equal(await reader.claim('doc:1', 'socket-m3', HB * 3), 'socket-m3', 'a released key is free');
+    });
+
+    test('claims expire unless renewed; a renewal re-claims free keys and reports the ones another pod holds', async () => {
+      const { writer, reader } = await backend.pair();
+      await writer.claim('match-1', 'socket-n1', HB * 3);
+      await writer.claim('match-2', 'socket-n1', HB * 3);
+      for (let i = 0; i < 4; i++) {
+        await sleep(HB);
+        assert.deepEqual(await writer.renewClaims('socket-n1', ['match-1'], HB * 3), []);
+      }
+      assert.equal(await reader.ownerOf('match-1'), 'socket-n1', 'renewed');
+      assert.equal(await reader.ownerOf('match-2'), undefined, 'not renewed: expired (a dead pod loses its claims)');
+      assert.deepEqual(await reader.keysOf('socket-n1'), ['match-1']);
+      assert.equal(await reader.claim('match-2', 'socket-n2', HB * 3), 'socket-n2');
+      assert.deepEqual(await writer.renewClaims('socket-n1', ['match-1', 'match-2', 'match-3'], HB * 3), ['match-2']);
+      assert.equal(await reader.ownerOf('match-3'), 'socket-n1', 'a free key the pod still has sessions of is claimed again');
+      assert.deepEqual(await reader.keysOf('socket-n1'), ['match-1', 'match-3']);
+      await assert.rejects(writer.claim('bad key', 'socket-n1', HB), TypeError);
+      await assert.rejects(writer.claim('k', 'Not_A_Pod', HB), TypeError);
+    });
+
     test('scaler decision round-trips and is null until reported', async () => {
       const { writer, reader } = await backend.pair();
       assert.equal(await reader.getScalerDecision(), null);

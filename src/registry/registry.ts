@@ -1,5 +1,5 @@
 /** The live registry of socket pods: one interface, `memory` and `redis` backends. */
-import { DEAD_AFTER_HEARTBEATS } from '../constants.js';
+import { DEAD_AFTER_HEARTBEATS, DNS1123_LABEL, PLACEMENT_KEY } from '../constants.js';
 
 /** One socket pod's heartbeat. */
 export interface PodRecord {
@@ -82,6 +82,23 @@ export interface Registry {
   /** Append to the capped event log (newest first when read). */
   pushEvent(event: EdgeEvent): Promise<void>;
   recentEvents(limit?: number): Promise<EdgeEvent[]>;
+  /**
+   * Claim placement `key` for `podId` for `ttlMs`, atomically across every reader (DESIGN "Keyed placement"):
+   * it succeeds when nobody holds the key, when `podId` already does (its TTL is refreshed) or when the holder is
+   * `replace` (a dead or draining owner the caller takes over). Resolves the owner after the call.
+   */
+  claim(key: string, podId: string, ttlMs: number, replace?: string): Promise<string>;
+  /** The owner of `key`, or undefined (none, expired, or an invalid stored value: logged once, counted). */
+  ownerOf(key: string): Promise<string | undefined>;
+  /**
+   * Refresh `podId`'s claims on `keys` for `ttlMs`, re-claiming those nobody holds (the pod still has their
+   * sessions). Resolves the keys another pod holds now.
+   */
+  renewClaims(podId: string, keys: readonly string[], ttlMs: number): Promise<string[]>;
+  /** Drop `podId`'s claims on `keys` (every claim of the pod when omitted); a key another pod took over is left alone. */
+  releaseClaims(podId: string, keys?: readonly string[]): Promise<void>;
+  /** The keys `podId` holds (live claims only), sorted. */
+  keysOf(podId: string): Promise<string[]>;
   /** Records skipped on read because they failed validation (src/registry/record.ts), for rtc_registry_invalid_records_total. */
   invalidRecords(): number;
   /** Connection state of the backend (`memory` is always ready). */
@@ -89,6 +106,13 @@ export interface Registry {
   /** Called on every status transition. Returns an unsubscribe function. */
   onStatus(listener: (status: RegistryStatus) => void): () => void;
   close(): Promise<void>;
+}
+
+/** Throw unless `key` is a placement key and `podId` a pod id: callers validate first, so this is a bug guard that keeps both out of key names. */
+export function assertClaimArgs(key: string, podId: string, replace?: string): void {
+  if (!PLACEMENT_KEY.test(key)) throw new TypeError(`not a placement key: ${JSON.stringify(key.slice(0, 140))}`);
+  if (!DNS1123_LABEL.test(podId)) throw new TypeError(`not a pod id: ${JSON.stringify(podId.slice(0, 70))}`);
+  if (replace !== undefined && !DNS1123_LABEL.test(replace)) throw new TypeError(`replace: not a pod id: ${JSON.stringify(replace.slice(0, 70))}`);
 }
 
 /** How many events the log keeps. */
