@@ -30,7 +30,7 @@ import { parseRedisUrl } from '../src/registry/redis-url.js';
 import { createLogger } from '../src/logger.js';
 import { createMemoryRegistry } from '../src/registry/index.js';
 import { parseApiPath, rbacVerbsUsed, startFakeKubernetes, type ApiPermission, type RecordedRequest } from './support/fake-k8s.js';
-import { probeReadiness, runRecordedScalerSession } from './support/scaler-session.js';
+import { probeReadiness, removeRetired, runRecordedScalerSession } from './support/scaler-session.js';
 import { CHART, HELM_KUBE_VERSION as KUBE_VERSION, ROOT, helm, renderChart, type Obj } from './support/helm.js';
 import { start as startScaler } from '../scaler/index.js';
 import { createResolver, isUpstream } from '../gateway/resolvers/index.js';
@@ -193,6 +193,7 @@ async function scalerRbacUsage(objs: Obj[]): Promise<{ used: ApiPermission[]; re
   const a = cfg('rtc-edge-scaler-6c9d7b5f4-aaaaa');
   const fake = await startFakeKubernetes({ namespace: a.podNamespace, deployment: a.socketWorkloadName, replicas: 2 });
   const registry = createMemoryRegistry();
+  fake.onScaleIn = removeRetired(registry);
   let total = 400;
   const beat = () => {
     const names = fake.podNames().sort();

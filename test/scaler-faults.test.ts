@@ -1,5 +1,6 @@
 /**
- * The scaler under failure: API faults (409, 429 + Retry-After, 500, 403 naming the RBAC verb), a stale or
+ * The scaler under failure: API faults (409, 429 + Retry-After, 500, 403 naming the RBAC verb), a pod watch
+ * that lags behind the writes, a scale-in that Kubernetes answers with another pod or none, a stale or
  * unreachable registry, and Lease leader election (standby, failover within the lease duration, a leader
  * that loses the Lease stops acting at once).
  */
@@ -17,8 +18,8 @@ import { edgeError } from '../src/errors.js';
 import { statusOf } from '../scaler/kube.js';
 import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './support/fake-k8s.js';
 import { startRedis } from './support/redis.js';
-import { FAST, HEARTBEAT_MS, scalerTestConfig, startHeartbeats } from './support/scaler-session.js';
-import { captureLogs } from './support/logs.js';
+import { FAST, HEARTBEAT_MS, activeInCache, removeRetired, scalerTestConfig, startHeartbeats, type Heartbeats } from './support/scaler-session.js';
+import { captureLogs, type LogCapture } from './support/logs.js';
 import { scalePatches, scalerMetric, startScalerEnv, type ScalerEnv } from './support/scaler-env.js';
 
 /** The scaler environment; the first heartbeat round may fail (the registry test brings Redis down). */
@@ -29,6 +30,63 @@ const nonLeaseWrites = (fake: FakeKubernetes, user?: string) => fake.writes().fi
 async function setLoad(env: ScalerEnv, per: number) {
   for (const n of env.fake.podNames()) env.hb.connections.set(n, per);
   await env.hb.beat();
+}
+
+/** Two scaler replicas on one fake API server and registry: scaler-a leads, scaler-b stands by. */
+interface Pair {
+  fake: FakeKubernetes;
+  registry: Registry;
+  hb: Heartbeats;
+  logs: LogCapture;
+  a: ScalerHandle;
+  b: ScalerHandle;
+  close(): Promise<void>;
+}
+
+/** Start a {@link Pair}; `aDeps` gives scaler-a's extra dependencies (its own Lease elector, say). */
+async function startPair(replicas: number, aDeps: (fake: FakeKubernetes, logs: LogCapture) => Partial<ScalerDeps> = () => ({})): Promise<Pair> {
+  const fake = await startFakeKubernetes({ replicas });
+  const registry = createMemoryRegistry();
+  fake.onScaleIn = removeRetired(registry);
+  const hb = startHeartbeats(registry, fake);
+  const logs = captureLogs();
+  const handles: ScalerHandle[] = [];
+  const close = async () => {
+    hb.stop();
+    for (const h of handles.reverse()) await h.close();
+    await registry.close();
+    await fake.close();
+  };
+  const scaler = async (id: string, deps: Partial<ScalerDeps> = {}) => {
+    const h = await start(scalerTestConfig({ podName: id }), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig(id), admin: false, ...FAST, ...deps });
+    handles.push(h);
+    return h;
+  };
+  try {
+    await hb.beat();
+    const a = await scaler('scaler-a', aDeps(fake, logs));
+    await fake.waitFor(() => a.isLeader(), 5000, 'scaler-a to lead');
+    const b = await scaler('scaler-b');
+    return { fake, registry, hb, logs, a, b, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+const costPatches = (fake: FakeKubernetes) => fake.requests.filter((r) => r.resource === 'pods' && r.verb === 'patch');
+const podReady = (fake: FakeKubernetes, name: string) =>
+  fake.activePods().some((p) => p.metadata.name === name && p.status.conditions.some((k: { type: string; status: string }) => k.type === 'Ready' && k.status === 'True'));
+
+/** Start a 3 → 2 scale-in whose 3 deletion-cost patches are answered while the pod watch stalls; returns the running tick and the stall. */
+async function scaleInWithWatchStalled(env: ScalerEnv) {
+  await setLoad(env, 100);
+  const patches = env.fake.hold({ verb: 'patch', resource: 'pods' });
+  const tick = env.scaler.tick();
+  await env.fake.waitFor(() => patches.count() >= 3, 5000, 'the deletion-cost patches');
+  const stalled = env.fake.stallWatches();
+  patches.release();
+  return { tick, stalled };
 }
 
 test('409 on the scale patch: re-read, still the same replicas, retried and applied', async () => {
@@ -112,6 +170,85 @@ test('403 at start-up (list pods) fails start with the missing verb in the error
   }
 });
 
+test('the pod watch lags behind the deletion-cost patches: the scale call waits until the watch shows them', async () => {
+  // No settle pause after the confirmation: only the watch may hold the scale call back.
+  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 }, { settleMs: 0 });
+  try {
+    const { tick, stalled } = await scaleInWithWatchStalled(env);
+    await env.fake.waitFor(() => costPatches(env.fake).every((r) => r.answeredAt !== undefined), 5000, 'the patches answered');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(scalePatches(env.fake).length, 0, 'no scale call while the watch does not show the costs');
+    assert.ok(stalled.count() >= 3, `the watch holds back the patched pods (${stalled.count()} events)`);
+    const releasedAt = Date.now();
+    stalled.release();
+    await tick;
+    const [scale] = scalePatches(env.fake);
+    assert.ok(scale && scale.at >= releasedAt, 'the scale call came after the watch showed the costs');
+    assert.equal(env.fake.replicas(), 2);
+  } finally {
+    await env.close();
+  }
+});
+
+test('the pod watch never shows the deletion costs: no scale call, the scale-in fails and is retried next interval', async () => {
+  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 }, { confirmTimeoutMs: 300, settleMs: 0 });
+  try {
+    const { tick, stalled } = await scaleInWithWatchStalled(env);
+    await tick;
+    assert.equal(scalePatches(env.fake).length, 0);
+    assert.equal(env.fake.replicas(), 3);
+    assert.ok(env.logs.messages().includes('scale-in of Deployment socket failed; retrying next interval'));
+    stalled.release();
+    await env.hb.beat();
+    await env.scaler.tick();
+    assert.equal(env.fake.replicas(), 2, env.scaler.lastDecision()?.message);
+  } finally {
+    await env.close();
+  }
+});
+
+test('Kubernetes removes another pod than the cordoned one: the scaler says so (log, metric, event) and withdraws the retire request', async () => {
+  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 });
+  try {
+    const [a, b, c] = env.fake.podNames();
+    [500, 50, 100].forEach((n, i) => env.hb.connections.set([a, b, c][i]!, n));
+    await env.hb.beat();
+    env.fake.onScaleIn = () => [c!];
+    await env.scaler.tick();
+    assert.ok(env.logs.messages().includes(`asked ${b} to report NotReady before the scale-in`));
+    assert.equal(env.fake.replicas(), 2);
+    await env.fake.waitFor(() => activeInCache(env.scaler) === 2, 5000, 'the removal on the watch');
+    await env.hb.beat();
+    await env.scaler.tick();
+    assert.ok(env.logs.messages().includes(`scale-in removed pod ${c} with 100 connections: NOT the cordoned pod: ${b} was meant`), env.logs.messages().join('\n'));
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="false"'), 1);
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_scale_in_victims_total', 'honored="true"'), 0);
+    assert.ok((await env.registry.recentEvents()).some((e) => e.kind === 'not-honoured' && e.message === `scale-in removed ${c} (100 connections), not the cordoned ${b}`));
+    await env.fake.waitFor(() => podReady(env.fake, b!), 5000, `${b} Ready again`);
+    assert.equal((await env.registry.cordonOf(b!))?.retire, undefined, 'the retire request is withdrawn');
+  } finally {
+    await env.close();
+  }
+});
+
+test('Kubernetes removes no pod within the victim timeout: warned, and the cordoned pod turns Ready again', async () => {
+  const env = await setup({ replicas: 3 }, { socketMinReplicas: 2 }, { victimTimeoutMs: 300 });
+  try {
+    await setLoad(env, 100);
+    env.fake.onScaleIn = () => [];
+    await env.scaler.tick();
+    assert.equal(env.fake.replicas(), 2);
+    const victim = env.logs.messages().find((m) => m.startsWith('asked '))!.split(' ')[1]!;
+    await new Promise((r) => setTimeout(r, 400));
+    await env.scaler.tick();
+    assert.ok(env.logs.messages().includes('only 0 of 1 removed pod(s) were observed within 300 ms of the scale-in'));
+    assert.equal((await env.registry.cordonOf(victim))?.retire, undefined, 'the retire request is withdrawn');
+    await env.fake.waitFor(() => podReady(env.fake, victim), 5000, `${victim} Ready again`);
+  } finally {
+    await env.close();
+  }
+});
+
 test('stale registry: heartbeats stop → hold (logged once, counted), no scale to min, no writes', async () => {
   const env = await setup({ replicas: 4 }, { socketMinReplicas: 2 });
   try {
@@ -150,18 +287,13 @@ test('registry unreachable (Redis down): hold, no decision from missing data', a
 });
 
 test('leader election: the standby does nothing; after the leader crashes it takes over within the lease duration', async () => {
-  const fake = await startFakeKubernetes({ replicas: 2 });
-  const registry = createMemoryRegistry();
-  const hb = startHeartbeats(registry, fake);
-  const logs = captureLogs();
   const lease = FAST.lease!;
-  const elector = (id: string) => createLeaseElector({ kubeConfig: fake.kubeConfig(id), namespace: 'rtc', name: 'rtc-edge-scaler', identity: id, logger: logs.logger, ...lease });
-  const leaderA = elector('scaler-a');
-  const a = await start(scalerTestConfig({ podName: 'scaler-a' }), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig('scaler-a'), admin: false, ...FAST, leader: leaderA });
-  let b: ScalerHandle | undefined;
+  let leaderA: ReturnType<typeof createLeaseElector> | undefined;
+  const { fake, hb, logs, a, b, close } = await startPair(2, (f, l) => {
+    leaderA = createLeaseElector({ kubeConfig: f.kubeConfig('scaler-a'), namespace: 'rtc', name: 'rtc-edge-scaler', identity: 'scaler-a', logger: l.logger, ...lease });
+    return { leader: leaderA };
+  });
   try {
-    await fake.waitFor(() => a.isLeader(), 5000);
-    b = await start(scalerTestConfig({ podName: 'scaler-b' }), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig('scaler-b'), admin: false, ...FAST });
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(b.isLeader(), false);
     for (const n of fake.podNames()) hb.connections.set(n, 2000);
@@ -172,9 +304,9 @@ test('leader election: the standby does nothing; after the leader crashes it tak
     assert.ok(logs.messages().includes('Lease rtc-edge-scaler is held by scaler-a; scaler-b stands by'));
 
     // Crash: scaler-a stops renewing without releasing the Lease.
-    await leaderA.close({ release: false });
+    await leaderA!.close({ release: false });
     const crashedAt = Date.now();
-    await fake.waitFor(() => b!.isLeader(), 5000, 'failover');
+    await fake.waitFor(() => b.isLeader(), 5000, 'failover');
     const took = Date.now() - crashedAt;
     assert.ok(took >= lease.leaseDurationMs! - lease.retryPeriodMs!, `not before the lease expired (${took} ms)`);
     // Scheduling margin only: expiry is lease duration after the last renewal this replica saw.
@@ -189,11 +321,7 @@ test('leader election: the standby does nothing; after the leader crashes it tak
     assert.equal(fake.replicas(), 4);
     assert.ok(nonLeaseWrites(fake, 'scaler-b').length >= 1);
   } finally {
-    hb.stop();
-    await b?.close();
-    await a.close();
-    await registry.close();
-    await fake.close();
+    await close();
   }
 });
 
@@ -228,19 +356,11 @@ test('a leader that cannot renew stops acting within the renew deadline; one tha
 });
 
 test('a leader that loses the Lease mid scale-in (slow API) sends no write after that moment, and the new leader\'s costs stand', async () => {
-  const fake = await startFakeKubernetes({ replicas: 5 });
-  const registry = createMemoryRegistry();
-  const hb = startHeartbeats(registry, fake);
-  const logs = captureLogs();
+  const { fake, hb, logs, a, b, close } = await startPair(5);
   const names = fake.podNames();
-  names.forEach((n, i) => hb.connections.set(n, 10 * (i + 1)));
-  await hb.beat();
-  const scaler = (id: string) => start(scalerTestConfig({ podName: id }), { logger: logs.logger, registry, kubeConfig: fake.kubeConfig(id), admin: false, ...FAST });
-  const a = await scaler('scaler-a');
-  let b: ScalerHandle | undefined;
   try {
-    await fake.waitFor(() => a.isLeader(), 5000, 'scaler-a to lead');
-    b = await scaler('scaler-b');
+    names.forEach((n, i) => hb.connections.set(n, 10 * (i + 1)));
+    await hb.beat();
     // scaler-a decides 5 → 4; its deletion-cost patches reach the API server and hang there.
     const slow = fake.hold({ verb: 'patch', resource: 'pods', user: 'scaler-a' });
     const aTick = a.tick();
@@ -254,7 +374,7 @@ test('a leader that loses the Lease mid scale-in (slow API) sends no write after
     await api.replaceNamespacedLease({ name: 'rtc-edge-scaler', namespace: 'rtc', body: lease });
     await fake.waitFor(() => logs.lines.some((l) => l.identity === 'scaler-a' && l.msg.startsWith('lost Lease')), 5000, 'scaler-a to see the Lease lost');
     const lostAt = Date.parse(logs.lines.find((l) => l.identity === 'scaler-a' && l.msg.startsWith('lost Lease'))!.time as string);
-    await fake.waitFor(() => b!.isLeader(), 5000, 'scaler-b to lead');
+    await fake.waitFor(() => b.isLeader(), 5000, 'scaler-b to lead');
 
     // The new leader sees other loads, writes its own costs and scales in.
     names.forEach((n, i) => hb.connections.set(n, 100 + i));
@@ -274,11 +394,7 @@ test('a leader that loses the Lease mid scale-in (slow API) sends no write after
     assert.equal(fake.replicas(), 4, 'scaler-a did not scale');
     assert.ok(logs.messages().some((m) => m.includes('stopped: this replica lost the Lease')));
   } finally {
-    hb.stop();
-    await b?.close();
-    await a.close();
-    await registry.close();
-    await fake.close();
+    await close();
   }
 });
 

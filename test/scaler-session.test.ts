@@ -5,10 +5,10 @@ import { readFile } from 'node:fs/promises';
 import { VICTIM_DELETION_COST } from '../scaler/constants.js';
 import { SCALER_API_CALLS_ARTIFACT, runRecordedScalerSession } from './support/scaler-session.js';
 
-test('recorded session: leader election, scale-out, scale-in of the least-loaded pod, failover; RBAC verbs used', async () => {
+test('recorded session: leader election, scale-out, scale-in retiring the least-loaded pod, failover; RBAC verbs used', async () => {
   const s = await runRecordedScalerSession({ write: true });
 
-  assert.equal(s.removed.connections, 40, `the least-loaded pod (40 connections) was removed, not ${s.removed.pod}`);
+  assert.equal(s.removed.connections, 40, `the scaler retired the least-loaded pod (40 connections), not ${s.removed.pod}`);
   assert.equal(s.costsWritten[s.removed.pod], String(VICTIM_DELETION_COST), 'the cordoned victim carries the lowest cost');
   assert.deepEqual(Object.values(s.costsWritten).sort(), [String(VICTIM_DELETION_COST), '350', '500', '700']);
   assert.ok(s.messages.includes('Scaling Deployment socket from 2 to 4 replicas'));

@@ -1,10 +1,14 @@
 /**
- * A fake Kubernetes API server for tests: plain HTTP on 127.0.0.1, port 0. The real @kubernetes/client-node
- * talks to it. It serves pods (list with labelSelector, watch from a resourceVersion, get, merge/JSON patch),
- * a Deployment with its scale subresource (get/patch/put, resourceVersion preconditions → 409) backed by
- * simulated ReplicaSets that create pods and delete them with the ReplicaSet ranking (scaler/ranking.ts),
- * ReplicaSets (list; two with pods = a rollout), Leases (get/create/update, resourceVersion conflicts → 409),
- * request recording (see `rbacVerbsUsed`) and injectable faults (403/409/429 with Retry-After/500).
+ * A fake Kubernetes API server for fault injection and request recording: plain HTTP on 127.0.0.1, port 0,
+ * spoken to by the real @kubernetes/client-node. Faults: 403/409/429 with Retry-After/500/503 answers
+ * (`injectFault`), requests held unanswered (`hold`), watches closed (`closeWatches`) or stalled
+ * (`stallWatches`). Recording: every request with its body, caller, status and times (`requests`,
+ * `rbacVerbsUsed`). Objects are stored, not simulated: pods (list, watch, get, merge/JSON patch with
+ * resourceVersion preconditions), a Deployment with its scale subresource (preconditions → 409), ReplicaSets
+ * (two with pods = a rollout) and Leases. A larger spec.replicas adds pods, so scale-out has pods to watch.
+ * The fake never chooses which pod a scale-in removes: the test names it (`deletePod`, or `onScaleIn`). Which
+ * pod the real ReplicaSet controller removes is judged on the real control plane (test/kube-scaler.test.ts,
+ * test/scaler-cordon-plane.test.ts), never here.
  */
 import http from 'node:http';
 import { once } from 'node:events';
@@ -12,7 +16,6 @@ import type { AddressInfo } from 'node:net';
 import { randomInt, randomUUID } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DELETION_COST_ANNOTATION } from '../../src/constants.js';
-import { parseDeletionCost, podsToDelete, type PodPhase, type RankablePod } from '../../scaler/ranking.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Json = any;
@@ -32,6 +35,8 @@ export interface RecordedRequest {
   namespace: string | undefined;
   name: string | undefined;
   status: number;
+  /** When the answer was sent (unset while unanswered, and for a watch). */
+  answeredAt?: number;
   contentType: string | undefined;
   /** Bearer token of the caller (tests give each scaler replica its own). */
   user: string | undefined;
@@ -88,6 +93,20 @@ export interface HeldRequests {
   release(): void;
 }
 
+/** Watch events held back by `FakeKubernetes.stallWatches`, as by a slow watch cache. */
+export interface StalledWatches {
+  /** How many events are held back. */
+  count(): number;
+  /** Deliver the held events (in order) and stop holding. */
+  release(): void;
+}
+
+/**
+ * The test's answer to a scale-in, standing in for the ReplicaSet controller: which of the active pods
+ * (copies) to delete, `surplus` of them. The fake deletes exactly those; it has no ranking of its own.
+ */
+export type ScaleInAnswer = (pods: Json[], surplus: number) => string[] | Promise<string[]>;
+
 /** Pod start-up timing: 0/0 = created Running and Ready at once. */
 export interface Startup {
   /** Unassigned (Pending, no node) this long. */
@@ -107,6 +126,7 @@ export interface FakeK8sOptions {
   /** How many pod events a watch can resume from; older resourceVersions get 410 Gone. */
   eventHistory?: number;
 }
+
 
 interface ReplicaSet {
   name: string;
@@ -264,6 +284,10 @@ export class FakeKubernetes {
   private readonly replicaSets: ReplicaSet[] = [];
   readonly labels: Record<string, string>;
   private closed = false;
+  private stall: { queue: Array<() => void> } | undefined;
+  private hookError: Error | undefined;
+  /** The test's answer to a scale-in (see `ScaleInAnswer`); unset, surplus pods stay until `deletePod`. */
+  onScaleIn: ScaleInAnswer | undefined;
 
   private constructor(opts: FakeK8sOptions) {
     this.opts = { namespace: 'rtc', deployment: 'socket', replicas: 2, startup: { scheduleMs: 0, readyMs: 0 }, terminationMs: 20, eventHistory: 10_000, ...opts };
@@ -335,9 +359,13 @@ export class FakeKubernetes {
   private emit(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: Json): void {
     const object = clone(pod);
     const rv = Number(object.metadata.resourceVersion);
-    this.events.push({ rv, type, object });
-    if (this.events.length > this.opts.eventHistory) this.events.splice(0, this.events.length - this.opts.eventHistory);
-    for (const w of this.watchers) if (w.matches(object.metadata.labels)) w.res.write(`${JSON.stringify({ type, object })}\n`);
+    const deliver = () => {
+      this.events.push({ rv, type, object });
+      if (this.events.length > this.opts.eventHistory) this.events.splice(0, this.events.length - this.opts.eventHistory);
+      for (const w of this.watchers) if (w.matches(object.metadata.labels)) w.res.write(`${JSON.stringify({ type, object })}\n`);
+    };
+    if (this.stall) this.stall.queue.push(deliver);
+    else deliver();
   }
 
   private touch(pod: Json, type: 'ADDED' | 'MODIFIED' = 'MODIFIED'): void {
@@ -393,16 +421,6 @@ export class FakeKubernetes {
     });
   }
 
-  /** Graceful delete: deletionTimestamp now, gone after terminationMs. */
-  private deletePod(name: string): void {
-    const pod = this.pods.get(name);
-    if (!pod || pod.metadata.deletionTimestamp) return;
-    pod.metadata.deletionTimestamp = isoSeconds(Date.now());
-    pod.metadata.deletionGracePeriodSeconds = 330;
-    this.touch(pod);
-    this.later(this.opts.terminationMs, () => this.removePod(name));
-  }
-
   private removePod(name: string): void {
     const pod = this.pods.get(name);
     if (!pod) return;
@@ -411,44 +429,46 @@ export class FakeKubernetes {
     this.emit('DELETED', pod);
   }
 
-  private rankable(pod: Json): RankablePod {
-    const ready = (pod.status?.conditions ?? []).find((c: Json) => c.type === 'Ready');
-    return {
-      name: pod.metadata.name,
-      uid: pod.metadata.uid,
-      assigned: Boolean(pod.spec?.nodeName),
-      phase: (pod.status?.phase ?? 'Pending') as PodPhase,
-      ready: ready?.status === 'True',
-      readySince: ready?.status === 'True' ? Date.parse(ready.lastTransitionTime) : undefined,
-      deletionCost: parseDeletionCost(pod.metadata.annotations?.[DELETION_COST_ANNOTATION]),
-      restarts: Math.max(0, ...(pod.status?.containerStatuses ?? []).map((c: Json) => c.restartCount ?? 0)),
-      createdAt: Date.parse(pod.metadata.creationTimestamp),
-    };
-  }
-
   private podsOf(rs: ReplicaSet): Json[] {
     return [...this.pods.values()].filter((p) => !p.metadata.deletionTimestamp && p.metadata.ownerReferences?.[0]?.uid === rs.uid);
   }
 
-  /** The ReplicaSet controller: create missing pods, delete extra ones in ranking order. */
+  /**
+   * Bring the stored objects in line with spec.replicas without choosing anything: missing pods are added,
+   * a ReplicaSet scaled to 0 loses all its pods; surplus pods of the newest one stay until the test deletes them.
+   */
   private reconcile(): void {
     const newest = this.replicaSets[this.replicaSets.length - 1]!;
     const others = this.replicaSets.slice(0, -1).reduce((s, rs) => s + rs.replicas, 0);
     newest.replicas = Math.max(0, this.deployment.spec.replicas - others);
     for (const rs of this.replicaSets) {
       const active = this.podsOf(rs);
-      if (active.length < rs.replicas) for (let i = active.length; i < rs.replicas; i++) this.createPod(rs);
-      else if (active.length > rs.replicas) {
-        const victims = podsToDelete(active.map((p) => this.rankable(p)), active.length - rs.replicas, { now: Date.now() });
-        for (const v of victims) this.deletePod(v.name);
-      }
+      if (rs.replicas === 0) for (const p of active) this.deletePod(p.metadata.name);
+      else for (let i = active.length; i < rs.replicas; i++) this.createPod(rs);
     }
     const active = [...this.pods.values()].filter((p) => !p.metadata.deletionTimestamp);
     this.deployment.status = {
       replicas: active.length,
-      readyReplicas: active.filter((p) => this.rankable(p).ready).length,
+      readyReplicas: active.filter((p) => (p.status?.conditions ?? []).some((c: Json) => c.type === 'Ready' && c.status === 'True')).length,
       updatedReplicas: this.podsOf(newest).length,
     };
+  }
+
+  /** Ask `onScaleIn` which pods go, and delete those. */
+  private answerScaleIn(): void {
+    const answer = this.onScaleIn;
+    const newest = this.replicaSets[this.replicaSets.length - 1]!;
+    const active = this.podsOf(newest);
+    const surplus = active.length - newest.replicas;
+    if (!answer || surplus <= 0) return;
+    Promise.resolve()
+      .then(() => answer(active.map(clone), surplus))
+      .then((names) => {
+        for (const name of names) this.deletePod(name);
+      })
+      .catch((err: unknown) => {
+        this.hookError ??= err as Error;
+      });
   }
 
   // ---- test helpers ---------------------------------------------------------------------------------
@@ -484,6 +504,18 @@ export class FakeKubernetes {
     this.deployment.metadata.resourceVersion = this.nextRV();
     this.deployment.metadata.generation++;
     this.reconcile();
+    this.answerScaleIn();
+  }
+
+  /** Delete a pod gracefully, as the test's stand-in for the ReplicaSet controller: deletionTimestamp now, gone after terminationMs. */
+  deletePod(name: string): void {
+    const pod = this.pods.get(name);
+    if (!pod) throw new Error(`no pod ${name}`);
+    if (pod.metadata.deletionTimestamp) return;
+    pod.metadata.deletionTimestamp = isoSeconds(Date.now());
+    pod.metadata.deletionGracePeriodSeconds = 330;
+    this.touch(pod);
+    this.later(this.opts.terminationMs, () => this.removePod(name));
   }
 
   /** Mark a pod (not) Ready, as a failing readiness probe would. */
@@ -543,6 +575,19 @@ export class FakeKubernetes {
     };
   }
 
+  /** Hold back every watch event from now on until `release()` (the pod watch lags behind the writes). */
+  stallWatches(): StalledWatches {
+    const stall = { queue: [] as Array<() => void> };
+    this.stall = stall;
+    return {
+      count: () => stall.queue.length,
+      release: () => {
+        if (this.stall === stall) this.stall = undefined;
+        for (const deliver of stall.queue.splice(0)) deliver();
+      },
+    };
+  }
+
   /** End every open watch, as an API server does on its watch timeout. */
   closeWatches(): void {
     for (const w of this.watchers) w.res.end();
@@ -574,6 +619,7 @@ export class FakeKubernetes {
     }
   }
 
+  /** Stop serving; rethrows an error of the test's `onScaleIn` answer so that it cannot pass unseen. */
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
@@ -581,6 +627,7 @@ export class FakeKubernetes {
     this.closeWatches();
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
+    if (this.hookError) throw this.hookError;
   }
 
   // ---- HTTP -----------------------------------------------------------------------------------------
@@ -620,6 +667,7 @@ export class FakeKubernetes {
       this.requests.push(rec);
       const send = (code: number, obj: Json, headers: Record<string, string> = {}) => {
         rec.status = code;
+        rec.answeredAt = Date.now();
         res.writeHead(code, { 'content-type': 'application/json', ...headers });
         res.end(JSON.stringify(obj));
       };
@@ -794,16 +842,6 @@ export class FakeKubernetes {
     const w: Watcher = { res, matches };
     this.watchers.add(w);
     res.on('close', () => this.watchers.delete(w));
-  }
-
-  /** Kill a pod at once (node failure, eviction): the ReplicaSet replaces it. */
-  killPod(name: string): void {
-    const pod = this.pods.get(name);
-    if (!pod) throw new Error(`no pod ${name}`);
-    this.pods.delete(name);
-    pod.metadata.resourceVersion = this.nextRV();
-    this.emit('DELETED', pod);
-    this.reconcile();
   }
 }
 

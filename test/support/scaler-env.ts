@@ -1,6 +1,8 @@
 /**
  * A scaler test environment: the fake Kubernetes API server, a registry with heartbeats for the fake's pods,
- * captured logs, and a started scaler that holds the Lease. Shared by the scaler-kubernetes and scaler-faults tests.
+ * captured logs, and a started scaler that holds the Lease. On a scale-in the fake deletes the pods the
+ * scaler retired (`removeRetired`); a test that wants another answer sets `fake.onScaleIn`. Shared by the
+ * scaler-kubernetes and scaler-faults tests.
  */
 import type { Config } from '../../src/config.js';
 import { createMemoryRegistry } from '../../src/registry/memory.js';
@@ -8,7 +10,7 @@ import type { Registry } from '../../src/registry/registry.js';
 import { start, type ScalerDeps, type ScalerHandle } from '../../scaler/index.js';
 import { startFakeKubernetes, type FakeK8sOptions, type FakeKubernetes } from './fake-k8s.js';
 import { captureLogs, type LogCapture } from './logs.js';
-import { FAST, scalerTestConfig, startHeartbeats, type Heartbeats } from './scaler-session.js';
+import { FAST, removeRetired, scalerTestConfig, startHeartbeats, type Heartbeats } from './scaler-session.js';
 
 /** What `startScalerEnv` started; `close()` stops all of it. */
 export interface ScalerEnv {
@@ -32,6 +34,7 @@ export interface ScalerEnvOptions {
 export async function startScalerEnv(fakeOpts: FakeK8sOptions, cfg: Partial<Config> = {}, deps: Partial<ScalerDeps> = {}, opts: ScalerEnvOptions = {}): Promise<ScalerEnv> {
   const fake = await startFakeKubernetes(fakeOpts);
   const registry = opts.registry ?? createMemoryRegistry();
+  fake.onScaleIn = removeRetired(registry);
   const hb = startHeartbeats(registry, fake);
   const logs = captureLogs();
   if (opts.firstBeatMayFail) await hb.beat().catch(() => undefined);

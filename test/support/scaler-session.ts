@@ -11,7 +11,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { createMemoryRegistry } from '../../src/registry/memory.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { start as startScaler, type ScalerDeps, type ScalerHandle } from '../../scaler/index.js';
-import { startFakeKubernetes, type ApiPermission, type FakeKubernetes, type RecordedRequest } from './fake-k8s.js';
+import { startFakeKubernetes, type ApiPermission, type FakeKubernetes, type RecordedRequest, type ScaleInAnswer } from './fake-k8s.js';
 import { captureLogs } from './logs.js';
 
 /** Scaler config for tests: ticks driven by the test (`handle.tick()`), admin on port 0. */
@@ -125,6 +125,20 @@ export async function probeReadiness(registry: Registry, fake: FakeKubernetes, n
   return ready;
 }
 
+/**
+ * The test's stand-in for the ReplicaSet controller on the fake: the pods the scaler retired (a retire
+ * request in their cordon mark) are the ones deleted. A premise for testing what the scaler does next, not a
+ * claim about Kubernetes: that the real controller removes the retired pod is shown by
+ * test/scaler-cordon-plane.test.ts and test/kube-scaler.test.ts.
+ */
+export function removeRetired(registry: Registry): ScaleInAnswer {
+  return async (pods, surplus) => {
+    const retired: string[] = [];
+    for (const p of pods) if ((await registry.cordonOf(p.metadata.name))?.retire !== undefined) retired.push(p.metadata.name);
+    return retired.slice(0, surplus);
+  };
+}
+
 /** Tick until `check()` holds (at most `max` ticks, `pauseMs` apart). */
 export async function tickUntil(handle: ScalerHandle, check: () => boolean, max = 50, pauseMs = 30): Promise<void> {
   for (let i = 0; i < max; i++) {
@@ -147,7 +161,7 @@ export interface RecordedSession {
   requests: RecordedRequest[];
   /** Deletion costs the scaler wrote, by pod. */
   costsWritten: Record<string, string>;
-  /** The pod the scale-in removed and the connections it had. */
+  /** The pod the scaler retired for the scale-in (and the fake's stand-in controller removed), with its connections. */
   removed: { pod: string; connections: number };
   /** Log messages of both replicas. */
   messages: string[];
@@ -159,13 +173,15 @@ export const SCALER_API_CALLS_ARTIFACT = path.resolve(here, '../../artifacts/sca
 
 /**
  * A realistic scaler session against the fake API server: two replicas elect a leader through the Lease,
- * the leader scales out on load, then scales in with deletion costs (the least-loaded pod goes), the
- * leader shuts down and the standby takes over and acts. Returns what the replicas asked of the API.
+ * the leader scales out on load, then scales in with deletion costs (the retired pod is removed, see
+ * `removeRetired`), the leader shuts down and the standby takes over and acts. Returns what the replicas
+ * asked of the API.
  * With `write`, also writes `artifacts/scaler-api-calls.json` ({ verbs, requests: [{verb, apiGroup, resource, subresource, status}] }).
  */
 export async function runRecordedScalerSession(opts: { write?: boolean } = {}): Promise<RecordedSession> {
   const fake = await startFakeKubernetes({ replicas: 2 });
   const registry = createMemoryRegistry();
+  fake.onScaleIn = removeRetired(registry);
   const logs = captureLogs();
   const hb = startHeartbeats(registry, fake, 0);
   const handles: ScalerHandle[] = [];
@@ -184,7 +200,7 @@ export async function runRecordedScalerSession(opts: { write?: boolean } = {}): 
     await tickUntil(a, () => fake.replicas() === 4);
     await fake.waitFor(() => fake.podNames().length === 4, 5000, '4 pods');
 
-    // Load drops unevenly: the least-loaded pod is the one to go.
+    // Load drops unevenly: the scaler retires the least-loaded pod.
     const pods = fake.podNames();
     const load = [700, 40, 350, 500];
     pods.forEach((name, i) => hb.connections.set(name, load[i]!));
