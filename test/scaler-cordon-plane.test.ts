@@ -1,11 +1,12 @@
 /**
- * "Exactly that pod goes", judged by the real ReplicaSet controller (test/support/kube/plane.ts): over 11
+ * "Exactly that pod goes", judged by the real ReplicaSet controller (test/support/kube/plane.ts): over 12
  * scale-in rounds with uneven loads on 3–6 pods, the real scaler cordons, the cordoned pod's real socket
  * node fails /readyz, a small kubelet in this file reports that through the pod status as a readiness
  * probe would, the scaler writes the lowest cost and scales, and the real controller must delete exactly
  * the cordoned pod. Rounds include another pod NotReady at the same time, a pod that has just been
- * created (Pending) when the scale-in is due, and the too-short-delay race (no pause at all between the
- * last write and the scale call). The kubelet here binds pods, runs each as an in-process socket node,
+ * created (Pending) when the scale-in is due, the too-short-delay race (no pause at all between the
+ * last write and the scale call), and a Ready pod whose node stopped heartbeating (no retire request can
+ * reach it: the lowest deletion cost alone must make the controller take it). The kubelet here binds pods, runs each as an in-process socket node,
  * probes its /readyz and finalizes deleted pods; it stands in for the process kubelet of test/support/kube.
  */
 import { after, before, test } from 'node:test';
@@ -46,6 +47,8 @@ class TestKubelet {
   holdBinding = false;
   /** Pods whose probe fails whatever the node says (a flapping readiness). */
   readonly forcedNotReady = new Set<string>();
+  /** Pods whose socket node is stopped while the pod stays Ready (a node that lost its registry link). */
+  readonly silenced = new Set<string>();
   private readonly reported = new Map<string, boolean>();
   private readonly busy = new Set<string>();
   private stopped = false;
@@ -93,12 +96,16 @@ class TestKubelet {
         if (!this.holdBinding) await this.core.createNamespacedPodBinding({ name, namespace: NS, body: { apiVersion: 'v1', kind: 'Binding', metadata: { name }, target: { apiVersion: 'v1', kind: 'Node', name: NODE } } });
         return;
       }
-      if (!node) {
+      const muted = this.silenced.has(name);
+      if (node && muted) {
+        await node.close();
+        this.nodes.delete(name);
+      } else if (!node && !muted) {
         const cfg = loadConfig({ POD_NAME: name, POD_IP: '127.0.0.1', SOCKET_PORT: '0', ADMIN_PORT: '0', HEARTBEAT_MS: '200', DRAIN_WINDOW_MS: '50', SOCKET_NOT_READY_MAX_MS: '20000' }, 'socket');
         this.nodes.set(name, await startSocketNode(cfg, { logger: silent, registry: this.registry, host: '127.0.0.1' }));
         return;
       }
-      const ready = !this.forcedNotReady.has(name) && (await fetch(`http://127.0.0.1:${node.adminPort}/readyz`)).status === 200;
+      const ready = muted || (!this.forcedNotReady.has(name) && (await fetch(`http://127.0.0.1:${node!.adminPort}/readyz`)).status === 200);
       if (this.reported.get(name) === ready && p.status?.phase === 'Running') return;
       const now = new Date().toISOString();
       const body = {
@@ -119,7 +126,7 @@ class TestKubelet {
 
 interface Round {
   loads: number[];
-  special?: 'other-not-ready' | 'just-started' | 'race';
+  special?: 'other-not-ready' | 'just-started' | 'race' | 'silent';
 }
 
 // At 10 connections per pod every total needs at least one pod fewer than the round has; loads are uneven on purpose.
@@ -135,6 +142,7 @@ const ROUNDS: Round[] = [
   { loads: [3, 14, 8, 1], special: 'race' },
   { loads: [11, 6, 12, 1, 9] },
   { loads: [5, 12, 2], special: 'other-not-ready' },
+  { loads: [8, 2, 9, 7], special: 'silent' },
 ];
 
 let plane: KubePlane;
@@ -155,7 +163,7 @@ before(async () => {
 });
 after(() => plane?.close());
 
-test('on the real control plane, over 11 rounds, the pod removed is the cordoned one in every round', { timeout: 600_000 }, (t) =>
+test('on the real control plane, over 12 rounds, the pod removed is the cordoned one in every round', { timeout: 600_000 }, (t) =>
   plane.explain(async () => {
     const registry = createMemoryRegistry();
     const kubelet = new TestKubelet(core, registry);
@@ -182,6 +190,10 @@ test('on the real control plane, over 11 rounds, the pod removed is the cordoned
         });
         const leastLoaded = names[round.loads.indexOf(Math.min(...round.loads))]!;
         if (round.special === 'other-not-ready') kubelet.forcedNotReady.add(names[round.loads.indexOf(Math.max(...round.loads))]!);
+        if (round.special === 'silent') {
+          kubelet.silenced.add(leastLoaded);
+          await waitUntil(`round ${i + 1}: ${leastLoaded} gone from the registry, still Ready`, async () => ((await registry.list()).some((r) => r.podId === leastLoaded) ? undefined : true));
+        }
 
         const logs = captureLogs();
         const scaler: ScalerHandle = await startScaler(scalerTestConfig({ socketTargetConnections: 10, socketMinReplicas: 2, socketMaxReplicas: 10, scaleInStabilizationMs: 1000 }), {
@@ -197,6 +209,8 @@ test('on the real control plane, over 11 rounds, the pod removed is the cordoned
           victimTimeoutMs: 20_000,
           retireTimeoutMs: 10_000,
           ...(round.special === 'race' ? { settleMs: 0 } : {}),
+          // The silenced pod never heartbeated to this fresh scaler: no boot grace, or it would count as on the way.
+          ...(round.special === 'silent' ? { bootGraceMs: 0 } : {}),
         });
         try {
           await waitUntil('the Lease', () => (scaler.isLeader() ? true : undefined), 10_000);
@@ -226,8 +240,11 @@ test('on the real control plane, over 11 rounds, the pod removed is the cordoned
           });
           assert.ok(scaled);
           const retired = logs.messages().filter((m) => m.startsWith('asked ')).pop() ?? '';
-          const victim = /^asked (\S+) to report NotReady/.exec(retired)?.[1];
-          assert.ok(victim, `the scaler retired a cordoned pod: ${retired}`);
+          const cordoned = logs.messages().filter((m) => m.startsWith('cordoned pod ')).pop() ?? '';
+          // A pod without a live registry entry cannot hear a retire request: it goes by its lowest cost alone.
+          const victim = round.special === 'silent' ? /^cordoned pod (\S+) /.exec(cordoned)?.[1] : /^asked (\S+) to report NotReady/.exec(retired)?.[1];
+          assert.ok(victim, `the scaler picked a cordoned pod: ${round.special === 'silent' ? cordoned : retired}`);
+          if (round.special === 'silent') assert.equal(retired, '', 'no retire request to a pod without a live entry');
           assert.ok(logs.messages().some((m) => m.startsWith(`cordoned pod ${victim} `)), 'the victim was cordoned first');
           const removed = await waitUntil(`round ${i + 1}: the controller's victim`, async () => {
             const pods = (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=socket' })).items;
@@ -245,6 +262,7 @@ test('on the real control plane, over 11 rounds, the pod removed is the cordoned
         } finally {
           await scaler.close();
           kubelet.forcedNotReady.clear();
+          kubelet.silenced.clear();
           for (const c of clients) c.terminate();
         }
       }
