@@ -133,7 +133,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
   const event = eventRecorder(registry, logger, now);
   const cordon = cordonMarks({ registry, logger, event, now, ttlMs: Math.max(CORDON_TTL_MIN_MS, CORDON_TTL_INTERVALS * config.scalerIntervalMs) });
   const victims = victimAccounting({ workload, logger, metrics, event, victimTimeoutMs: ctx.victimTimeoutMs, withdraw: (names) => cordon.withdraw(names) });
-  const ticker = createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier: podClassifier(deps.bootGraceMs ?? POD_BOOT_GRACE_MS), event, cordon });
+  const ticker = createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier: podClassifier(deps.bootGraceMs ?? POD_BOOT_GRACE_MS), event, cordon, heartbeatMs: config.heartbeatMs });
   let lastTickAt = now();
   let closing = false;
   let timer: NodeJS.Timeout | undefined;
@@ -205,6 +205,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
         closing = true;
         clearTimeout(timer);
         await inflight;
+        ticker.close();
         await leader.close();
         if (ownsWorkload) await workload.close();
         if (admin) await admin.close();

@@ -25,6 +25,8 @@ export interface TickDeps {
   classifier: PodClassifier;
   event: RecordEvent;
   cordon: CordonMarks;
+  /** The scaler's own HEARTBEAT_MS: the pods' heartbeat until a read has shown theirs. */
+  heartbeatMs: number;
 }
 
 /** The tick and the policy memory it carries from one tick to the next. */
@@ -35,10 +37,12 @@ export interface Ticker {
   reset(): void;
   /** The last policy decision, undefined before the first leading tick. */
   last(): PolicyDecision | undefined;
+  /** Stop following the registry's status. */
+  close(): void;
 }
 
 /** A ticker over `deps`. */
-export function createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier, event, cordon }: TickDeps): Ticker {
+export function createTicker({ registry, ctx, logger, metrics, cfg, victims, classifier, event, cordon, heartbeatMs: ownHeartbeatMs }: TickDeps): Ticker {
   const { workload, now } = ctx;
   let policyState = initialPolicyState();
   let last: PolicyDecision | undefined;
@@ -49,8 +53,17 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
   let silentMarked = new Set<string>();
   // After the registry was unreachable, pods need up to DEAD_AFTER_HEARTBEATS heartbeats to be back in it (a
   // promoted replica's entries may have expired, a restarted Cluster node has none): until then the view is stale.
+  // A loss is taken from the registry's status transitions too, so an outage between two ticks counts.
   let registryLost = false;
   let recoveredAt: number | undefined;
+  // The pods' heartbeat from the last full read. Not from the read after an outage: that one may be empty (every
+  // entry expired), and a window of 3 × 0 ms let the next tick act on a half-refilled registry.
+  let podHeartbeatMs = ownHeartbeatMs;
+  let wasReady = registry.status() === 'ready';
+  const offStatus = registry.onStatus((status) => {
+    if (wasReady && status !== 'ready' && status !== 'closed') registryLost = true;
+    wasReady = status === 'ready';
+  });
 
   async function readRegistry(): Promise<{ health: RegistryHealth; records: PodRecord[] }> {
     if (registry.status() !== 'ready') return { health: 'unavailable', records: [] };
@@ -72,10 +85,12 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
       registryLost = false;
       recoveredAt = t;
     }
-    if (recoveredAt === undefined) return read;
-    const heartbeatMs = Math.max(0, ...records.map((r) => r.heartbeatMs));
-    if (t - recoveredAt < DEAD_AFTER_HEARTBEATS * heartbeatMs) return 'stale';
-    recoveredAt = undefined;
+    const readHeartbeatMs = Math.max(0, ...records.map((r) => r.heartbeatMs));
+    if (recoveredAt !== undefined) {
+      if (t - recoveredAt < DEAD_AFTER_HEARTBEATS * Math.max(podHeartbeatMs, readHeartbeatMs)) return 'stale';
+      recoveredAt = undefined;
+    }
+    if (records.length > 0) podHeartbeatMs = readHeartbeatMs;
     return read;
   }
 
@@ -183,5 +198,6 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
       lastKey = '';
     },
     last: () => last,
+    close: offStatus,
   };
 }

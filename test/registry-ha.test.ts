@@ -121,15 +121,19 @@ async function underFault(t: TestContext, s: Stack, fault: () => Promise<{ start
       return rec && rec.updatedAt >= backAt ? Date.now() : undefined;
     }, 20_000)),
   );
-  await sleep(DEAD_AFTER_HEARTBEATS * HB + 4 * SAMPLE_MS); // past the scaler's settling window
+  const lastBack = Math.max(...reRegistered);
+  // The scaler holds for DEAD_AFTER_HEARTBEATS heartbeats from its own first read back, which may come after a
+  // pod's re-registration (each client reconnects on its own backoff): sample until it is steady again, bounded.
+  const steadyAt = await until('the scaler steady again', async () => decisions.find((d) => d.at > lastBack && d.action === 'steady')?.at, 2 * DEAD_AFTER_HEARTBEATS * HB + 5000).catch(() => undefined);
+  await sleep(4 * SAMPLE_MS); // and it stays so
   sampling = false;
   await sampler;
 
-  const lastBack = Math.max(...reRegistered);
   for (const [i, at] of reRegistered.entries()) assert.ok(at - backAt <= DEAD_AFTER_HEARTBEATS * HB, `${pods[i]} re-registered ${at - backAt} ms after the registry returned (limit ${DEAD_AFTER_HEARTBEATS} heartbeats = ${DEAD_AFTER_HEARTBEATS * HB} ms)`);
   const failed = routing.filter((r) => !r.ok);
   assert.deepEqual(failed.map((r) => r.at - startedAt), [], 'the gateway routed every pod from its last view throughout');
-  assert.equal(scalePatches(s.fake).length, 0, 'the scaler never scaled');
+  const trail = () => s.scalerLines.filter((l) => Date.parse(String(l.time)) >= startedAt).map((l) => `+${Date.parse(String(l.time)) - startedAt} ms ${String(l.msg)}`).join('\n');
+  assert.equal(scalePatches(s.fake).length, 0, `the scaler never scaled; its log since the fault:\n${trail()}`);
   assert.equal(s.fake.replicas(), 2);
   const during = decisions.filter((d) => d.at >= startedAt && d.at <= lastBack);
   assert.ok(during.some((d) => d.action === 'hold' && (d.reason === 'registry-unavailable' || d.reason === 'registry-stale')), `the scaler held on missing data: ${JSON.stringify(during.slice(0, 5))}`);
@@ -141,11 +145,11 @@ async function underFault(t: TestContext, s: Stack, fault: () => Promise<{ start
   const nodeRestored = loggedAt(node.lines, 'registry heartbeat restored', startedAt);
   const gwFailing = loggedAt(s.gw.lines, /registry failing/, startedAt);
   const gwFresh = loggedAt(s.gw.lines, /view fresh/, startedAt);
-  const holds = during.filter((d) => d.action === 'hold');
+  const holds = decisions.filter((d) => d.at >= startedAt && d.action === 'hold');
   t.diagnostic(`registry usable again ${backAt - startedAt} ms after the fault`);
   t.diagnostic(`socket nodes: back in the registry ${reRegistered.map((at) => at - backAt).join(' / ')} ms after that (heartbeat ${HB} ms); node log: failing +${nodeFailing ? nodeFailing - startedAt : '–'} ms, restored +${nodeRestored ? nodeRestored - startedAt : '–'} ms`);
   t.diagnostic(`gateway: ${routing.length - failed.length}/${routing.length} routing rounds ok; view failing +${gwFailing ? gwFailing - startedAt : '–'} ms, fresh +${gwFresh ? gwFresh - startedAt : '–'} ms`);
-  t.diagnostic(`scaler: held on ${holds.length} ticks from +${holds.length ? holds[0]!.at - startedAt : '–'} to +${holds.length ? holds.at(-1)!.at - startedAt : '–'} ms (${[...new Set(holds.map((h) => h.reason))].join(', ')}), then ${decisions.at(-1)?.action}`);
+  t.diagnostic(`scaler: held on ${holds.length} ticks from +${holds.length ? holds[0]!.at - startedAt : '–'} to +${holds.length ? holds.at(-1)!.at - startedAt : '–'} ms (${[...new Set(holds.map((h) => h.reason))].join(', ')}), then ${decisions.at(-1)?.action} from +${steadyAt ? steadyAt - startedAt : '–'} ms`);
   assert.equal(decisions.at(-1)?.action, 'steady', 'the scaler is steady again once every pod is back');
 }
 

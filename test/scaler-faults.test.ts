@@ -286,6 +286,82 @@ test('registry unreachable (Redis down): hold, no decision from missing data', a
   }
 });
 
+/** Redis that comes back empty after an outage, under a scaler whose pods heartbeat every OUTAGE_HB_MS. */
+const OUTAGE_HB_MS = 1000;
+const untilStatus = (registry: Registry, want: string) => new Promise<void>((resolve) => (registry.status() === want ? resolve() : registry.onStatus((s) => s === want && resolve())));
+
+async function outageEnv() {
+  const redis = await startRedis();
+  const registry = createRedisRegistry({ url: redis.url, prefix: `o${Date.now()}:`, maxBackoffMs: 50 });
+  await untilStatus(registry, 'ready');
+  const env = await setup({ replicas: 2 }, { socketMinReplicas: 2 }, {}, registry);
+  env.hb.stop(); // heartbeats by hand from here: which pod is back, and when, is the test's choice
+  const beat = (podId: string) => registry.heartbeat({ podId, ip: '10.0.0.1', port: 8080, adminPort: 9090, connections: 0, draining: false, startedAt: Date.now(), updatedAt: Date.now(), heartbeatMs: OUTAGE_HB_MS });
+  const [a, b] = env.fake.podNames() as [string, string];
+  await beat(a);
+  await beat(b);
+  await env.scaler.tick();
+  assert.equal(env.scaler.lastDecision()?.action, 'steady', env.scaler.lastDecision()?.message);
+  return {
+    env, redis, registry, beat, a,
+    async close() {
+      await env.close();
+      await redis.stop();
+    },
+  };
+}
+
+/** Tick once: the scaler must hold on a stale view and must not have patched the scale. */
+async function expectHold(o: Awaited<ReturnType<typeof outageEnv>>, what: string) {
+  await o.env.scaler.tick();
+  const d = o.env.scaler.lastDecision();
+  assert.equal(d?.reason, 'registry-stale', `${what}: ${d?.action} ${d?.message}`);
+  assert.equal(scalePatches(o.env.fake).length, 0, `${what}: no scale patch`);
+}
+
+test('after a Redis outage the scaler holds for 3 heartbeats even when the first read back is empty: one of two pods back does not trigger a replacement', async () => {
+  const o = await outageEnv();
+  try {
+    await o.redis.stop();
+    await untilStatus(o.registry, 'down');
+    await o.env.scaler.tick();
+    assert.equal(o.env.scaler.lastDecision()?.reason, 'registry-unavailable');
+    await o.redis.start(); // empty: every entry is gone, as on a promoted replica whose entries expired
+    await untilStatus(o.registry, 'ready');
+    const backAt = Date.now();
+    // The first read back finds no pod at all. Before the fix its heartbeat (max of none = 0) made the settling
+    // window 0 ms long, and the next tick, with one pod back, scaled out to replace the other.
+    await expectHold(o, 'empty registry just after the outage');
+    await o.beat(o.a);
+    await expectHold(o, 'one of two pods back');
+    assert.ok(Date.now() - backAt < 3 * OUTAGE_HB_MS, 'still inside the window (the test ran in time)');
+    // The hold is bounded: 3 heartbeats after the registry came back the silent pod counts as dead and is replaced.
+    await new Promise((r) => setTimeout(r, 3 * OUTAGE_HB_MS - (Date.now() - backAt) + 50));
+    await o.beat(o.a);
+    await o.env.scaler.tick();
+    assert.equal(o.env.scaler.lastDecision()?.reason, 'replace-dead-pods', o.env.scaler.lastDecision()?.message);
+    assert.equal(scalePatches(o.env.fake).length, 1);
+  } finally {
+    await o.close();
+  }
+});
+
+test('a Redis outage between two ticks counts too: the registry status transitions start the same hold', async () => {
+  const o = await outageEnv();
+  try {
+    await o.redis.stop();
+    await untilStatus(o.registry, 'down');
+    await o.redis.start();
+    await untilStatus(o.registry, 'ready'); // no tick saw the outage
+    const backAt = Date.now();
+    await o.beat(o.a);
+    await expectHold(o, 'one of two pods back, outage unseen by any tick');
+    assert.ok(Date.now() - backAt < 3 * OUTAGE_HB_MS, 'still inside the window (the test ran in time)');
+  } finally {
+    await o.close();
+  }
+});
+
 test('leader election: the standby does nothing; after the leader crashes it takes over within the lease duration', async () => {
   const lease = FAST.lease!;
   let leaderA: ReturnType<typeof createLeaseElector> | undefined;
