@@ -7,24 +7,34 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
 import type { Registry } from '../src/registry/registry.js';
 import { startCluster, waitFor, type TestCluster } from './support/kube/cluster.js';
 import { Clients, GATEWAYS, NS, RELEASE, installEdge, leaseHolder, podLog, releaseRegistry, socketPods, socketsLive, TARGET } from './support/kube/edge.js';
-import { ROUNDS, runNaiveRace, runRound, scalerPods, type RoundRecord } from './support/kube/rounds.js';
+import { ROUNDS, runNaiveRace, runRound, scalerPods, type RaceRecord, type RoundRecord } from './support/kube/rounds.js';
 
 const SCALER_USER = `system:serviceaccount:${NS}:${RELEASE}-scaler`;
+/** What this file measured, rendered into BENCHMARKS.md ("Real Kubernetes") by `npm run bench`. */
+const ARTIFACT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../artifacts/kube-scaler.json');
 
 describe('scaler on a real control plane', () => {
   let c: TestCluster;
   let registry: Registry;
   let clients: Clients;
   const records: RoundRecord[] = [];
+  const measured: { startedAt: number; loadAverage: number[]; planeStartMs?: number; installMs?: number; race?: RaceRecord; leaseHandOverMs?: number } = { startedAt: Date.now(), loadAverage: os.loadavg() };
 
   before(async () => {
     c = await startCluster();
+    measured.planeStartMs = Date.now() - measured.startedAt;
     await c.explain(async () => {
+      const installAt = Date.now();
       await installEdge(c);
+      measured.installMs = Date.now() - installAt;
       registry = await releaseRegistry(c);
       const [gateway] = await c.pods(NS, GATEWAYS);
       clients = new Clients(() => c.kubelet.port(gateway!.metadata!.name!, 'http'));
@@ -34,6 +44,8 @@ describe('scaler on a real control plane', () => {
     await clients?.close();
     await registry?.close();
     await c?.close();
+    mkdirSync(path.dirname(ARTIFACT), { recursive: true });
+    writeFileSync(ARTIFACT, `${JSON.stringify({ ...measured, fileMs: Date.now() - measured.startedAt, loadAverageAfter: os.loadavg(), rounds: records }, null, 2)}\n`);
   });
 
   it('scale-out: load through the gateway makes the scaler scale the real Deployment; new clients land on the new pods', () =>
@@ -72,6 +84,7 @@ describe('scaler on a real control plane', () => {
     c.explain(async () => {
       const ctx = { c, registry, clients, deployment: 'socket' };
       const race = await runNaiveRace(ctx, [1, 10, 10, 10]);
+      measured.race = race;
       process.stdout.write(`# naive race: ${JSON.stringify(race.loads)} removed ${race.removed} (least-loaded ${race.leastLoaded.join('/')}): ${race.expected ? 'honored' : 'NOT honored'}; cost answers ${race.costAnsweredAfterScaleMs} ms after the scale call\n`);
       await clients.close();
       const protocol = await runRound(ctx, { name: 'after the race, through the protocol', loads: [1, 9, 9, 9] });
@@ -101,6 +114,7 @@ describe('scaler on a real control plane', () => {
         return h && h !== leader ? h : undefined;
       }, 30_000, 100);
       const tookMs = Date.now() - killedAt;
+      measured.leaseHandOverMs = tookMs;
       process.stdout.write(`# Lease hand-over after the leader was killed: ${tookMs} ms (to ${next})\n`);
       // The standby, or the replacement pod the ReplicaSet created meanwhile (both campaign): never the dead leader.
       assert.ok((await scalerPods(c)).includes(next) && next !== leader, `${next} took over`);
