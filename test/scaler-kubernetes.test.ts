@@ -34,10 +34,14 @@ test('scale-in retires the cordoned least-loaded pod: NotReady with the lowest c
     const patched = Object.fromEntries(costPatches(env.fake).map((r) => [r.name, r.body.metadata.annotations[DELETION_COST_ANNOTATION]]));
     assert.deepEqual(patched, { [a!]: '500', [b!]: String(VICTIM_DELETION_COST), [c!]: '100' }, 'annotation = live connection count, as a string; the victim the lowest int32');
     assert.ok(env.logs.messages().some((m) => m.startsWith(`cordoned pod ${b} (50 connections)`)), 'the victim was cordoned first');
-    for (const r of costPatches(env.fake)) assert.equal(r.contentType, 'application/merge-patch+json');
+    for (const r of costPatches(env.fake)) {
+      assert.equal(r.contentType, 'application/merge-patch+json');
+      assert.match(String(r.body.metadata.resourceVersion), /^\d+$/, 'a cost patch is conditional on the version the watch showed');
+    }
     const scale = scalePatches(env.fake)[0]!;
     assert.equal(scale.contentType, 'application/merge-patch+json');
     assert.deepEqual(scale.body.spec, { replicas: 2 });
+    assert.match(String(scale.body.metadata.resourceVersion), /^\d+$/, 'the scale call is conditional on the scale read');
     assert.ok(costPatches(env.fake).every((p) => p.status === 200 && p.answeredAt !== undefined && p.answeredAt <= scale.at), 'every cost patch was answered before the scale call');
     assert.ok(env.logs.messages().some((m) => m === `asked ${b} to report NotReady before the scale-in`));
     await env.fake.waitFor(() => activeInCache(env.scaler) === 2);
