@@ -13,7 +13,10 @@ export interface DeadlineEntry<T extends DeadlineEntry<T>> {
   list: DeadlineList<T> | undefined;
 }
 
-/** Deadlines `ms` after each `arm`; `onExpire` runs for every entry whose deadline passed (it is already removed). */
+/**
+ * Deadlines `ms` after each `arm`; `onExpire` runs for every entry whose deadline passed (it is already removed), once
+ * the I/O that was pending at that moment has been read: it must check that the entry still waits for what timed out.
+ */
 export class DeadlineList<T extends DeadlineEntry<T>> {
   private first: T | undefined;
   private last: T | undefined;
@@ -47,6 +50,11 @@ export class DeadlineList<T extends DeadlineEntry<T>> {
     entry.prev = entry.next = undefined;
   }
 
+  /** Call `fn` for every entry, first to expire first (`fn` must not arm or disarm). */
+  forEach(fn: (entry: T) => void): void {
+    for (let e = this.first; e; e = e.next) fn(e);
+  }
+
   private schedule(ms: number): void {
     this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(ms)));
     this.timer.unref();
@@ -55,11 +63,17 @@ export class DeadlineList<T extends DeadlineEntry<T>> {
   private expire(): void {
     this.timer = undefined;
     const now = performance.now();
+    const due: T[] = [];
     while (this.first && this.first.deadline <= now) {
       const entry = this.first;
       this.disarm(entry);
-      this.onExpire(entry);
+      due.push(entry);
     }
     if (this.first) this.schedule(this.first.deadline - now);
+    // Timers run before the poll phase: on a busy event loop, what completed in time (a head, a pod's 101) may
+    // still be unread. onExpire runs after that phase, for the entries nothing armed again meanwhile.
+    setImmediate(() => {
+      for (const entry of due) if (entry.list === undefined) this.onExpire(entry);
+    });
   }
 }

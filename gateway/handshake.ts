@@ -6,7 +6,6 @@
  * `Forwarded`/`X-Real-IP` passed on; anyone else's are replaced or removed.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { CidrMatcher } from '../src/cidr.js';
 import { Header, SOCKET_PATH } from '../src/constants.js';
 import { forwardedHeaders } from '../src/forwarded.js';
@@ -25,25 +24,34 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]+$/;
 /** The gateway listens without TLS: the connection's own protocol. */
 const CONNECTION_PROTO = 'http';
 
+/** What the handshake reads of a client's request: an `IncomingMessage`, or a head of gateway/request-head.ts with its socket. */
+export interface ClientRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly rawHeaders: readonly string[];
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly socket: { readonly remoteAddress?: string | undefined };
+}
+
 /** A header Node may hand over as a list: only a single value counts. */
 function single(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
 /** The client's X-Request-Id when it is a short token, else a fresh UUID. */
-export function requestIdOf(req: IncomingMessage): string {
+export function requestIdOf(req: ClientRequest): string {
   const given = req.headers[Header.REQUEST_ID];
   return typeof given === 'string' && given.length <= MAX_REQUEST_ID_LENGTH && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-/** Build the upstream handshake head (latin1; header values were validated by Node's parser). */
-export function buildUpstreamRequest(req: IncomingMessage, query: string, upstream: Upstream, requestId: string, trusted: CidrMatcher): string {
+/** Build the upstream handshake head (latin1; header values were validated by the gateway's or Node's parser). */
+export function buildUpstreamRequest(req: ClientRequest, query: string, upstream: Upstream, requestId: string, trusted: CidrMatcher): string {
   const host = upstream.host.includes(':') ? `[${upstream.host}]:${upstream.port}` : `${upstream.host}:${upstream.port}`;
   let out = `GET ${SOCKET_PATH}${query.length > 0 ? `?${query}` : ''} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`;
 
   // Headers named in Connection are hop-by-hop too (rare: only parse when there is more than "Upgrade").
   let named: Set<string> | undefined;
-  const connection = req.headers.connection;
+  const connection = single(req.headers.connection);
   if (connection !== undefined && connection.length > 'upgrade'.length) {
     named = new Set(connection.toLowerCase().split(',').map((t) => t.trim()));
   }
@@ -59,7 +67,7 @@ export function buildUpstreamRequest(req: IncomingMessage, query: string, upstre
 
   out += `X-Forwarded-For: ${fwd.forwardedFor}\r\n`;
   out += `X-Forwarded-Proto: ${fwd.forwardedProto}\r\n`;
-  const forwardedHost = (fwd.trusted ? single(h[Header.FORWARDED_HOST]) : undefined) ?? h.host;
+  const forwardedHost = (fwd.trusted ? single(h[Header.FORWARDED_HOST]) : undefined) ?? single(h.host);
   if (forwardedHost) out += `X-Forwarded-Host: ${forwardedHost}\r\n`;
   out += `X-Request-Id: ${requestId}\r\n\r\n`;
   return out;

@@ -3,7 +3,6 @@
  * `/ws/assign` and the probes on GATEWAY_PORT; `/api/pods`, `/api/events`, metrics and the status page on
  * GATEWAY_ADMIN_PORT (both on GATEWAY_PORT when `singlePort`, as `rtc-edge dev` does).
  */
-import type http from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -18,7 +17,7 @@ import type { GatewayContext } from './context.js';
 import { createGatewayMetrics } from './metrics.js';
 import { UpgradeProxy } from './proxy.js';
 import { createResolver, withPodCidrs, type LookupFn, type Resolver } from './resolvers/index.js';
-import { createGatewayServer } from './server.js';
+import { createGatewayServer, type GatewayServer } from './server.js';
 import { createRegistryView, VIEW_STATE_VALUE } from './view.js';
 
 /** A running gateway. */
@@ -48,7 +47,7 @@ export interface GatewayDeps extends RoleDeps {
 }
 
 /** Listen on `port` (0 = any free port); resolves the bound port. */
-function listen(server: http.Server, port: number, host: string | undefined): Promise<number> {
+function listen(server: GatewayServer, port: number, host: string | undefined): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -59,7 +58,7 @@ function listen(server: http.Server, port: number, host: string | undefined): Pr
 }
 
 /** Stop accepting and resolve once the server closed, or after CLOSE_GRACE_MS. */
-function stopServer(server: http.Server): Promise<void> {
+function stopServer(server: GatewayServer): Promise<void> {
   if (!server.listening) return Promise.resolve();
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();

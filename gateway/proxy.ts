@@ -180,6 +180,8 @@ export class UpgradeProxy {
     // Read the client from now on, so an abort during the pod's handshake is noticed at once (anything
     // it sends early simply follows its request head).
     client.on('data', onClientData);
+    // The head reader paused it after the head (an 'upgrade' event's socket is merely not flowing yet).
+    client.resume();
   }
 
   private refuseBadAddress(client: net.Socket, podId: string, upstream: Upstream, requestId: string, err: unknown): void {

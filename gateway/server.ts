@@ -1,16 +1,20 @@
 /**
- * The gateway's HTTP server: a bare `http.Server` whose 'upgrade' event feeds the proxy. Node's parser
- * enforces the header size limit (431) and the handshake timeout (slowloris, 408); descriptor
- * exhaustion never crashes it.
+ * The gateway's listening side: a raw `net.Server` whose connections are read by gateway/head-reader.ts. A `GET`
+ * upgrade is parsed by the gateway's strict parser and proxied without any `http.Server` object; every other
+ * first request (`/ws/assign`, the probes, the admin routes) is replayed into a `http.Server` that never listens
+ * itself and serves the connection from then on (keep-alive included; an upgrade later on such a connection
+ * comes back through its 'upgrade' event). Descriptor exhaustion never crashes it.
  */
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { handleRequest } from './api.js';
 import { CLOSE_GRACE_MS, CONNECTIONS_CHECK_INTERVAL_MS, FD_RESERVE, KEEP_ALIVE_TIMEOUT_MS, LOG_REPEAT_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
-import { buildUpstreamRequest, headerLines, requestIdOf } from './handshake.js';
+import { buildUpstreamRequest, headerLines, requestIdOf, type ClientRequest } from './handshake.js';
+import { HeadReader } from './head-reader.js';
 import { UpgradeProxy } from './proxy.js';
+import { headVerdict, type RequestHead } from './request-head.js';
 import { Answer, rawErrorResponse, writeRawError } from './respond.js';
 import { isUpstream, Resolved, type Resolution } from './resolvers/resolver.js';
 import { routeOn, type Surface } from './surface.js';
@@ -19,33 +23,69 @@ import { POD_MAX_HEADER_LINES } from '../src/constants.js';
 import type { EdgeError } from '../src/errors.js';
 
 const WEBSOCKET = 'websocket';
+const CLIENT_ERROR = 'client_error';
+const HTTP_1_1 = '1.1';
+
+/** A listening gateway port: the raw server, plus the connection controls of the `http.Server` behind it. */
+export type GatewayServer = net.Server & {
+  /** Close keep-alive connections of plain requests that are idle. */
+  closeIdleConnections(): void;
+  /** Destroy every connection of plain requests and every connection still sending its first head. */
+  closeAllConnections(): void;
+};
 
 /** Create (not listen) a gateway server for one surface (the client-facing port, the admin port, or both in `dev`). */
-export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'combined'): http.Server {
+export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'combined'): GatewayServer {
   const timeout = ctx.config.gatewayHandshakeTimeoutMs;
-  const server = http.createServer({
+  const httpServer = http.createServer({
     maxHeaderSize: ctx.config.gatewayMaxHeaderBytes,
     headersTimeout: timeout,
     requestTimeout: timeout,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
-    noDelay: true,
   });
-  // Beyond this, Node closes new sockets at once: room for 503 answers but never past the descriptor budget.
-  server.maxConnections = ctx.maxConnections + FD_RESERVE / 2;
-
-  server.on('request', (req, res) => void handleRequest(ctx, req, res, surface));
-  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(ctx, req, socket, head, surface));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+  // It never listens: 'listening' is what starts its connection tracking (timeouts, closeAllConnections).
+  httpServer.emit('listening');
+  httpServer.on('request', (req, res) => void handleRequest(ctx, req, res, surface));
+  httpServer.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    UpgradeProxy.adopt(socket);
+    onUpgrade(ctx, req, socket, head, surface, incomingVerdict(req));
+  });
+  httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const answer = err.code === 'HPE_HEADER_OVERFLOW' ? Answer.HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? Answer.REQUEST_TIMEOUT : Answer.BAD_REQUEST;
-    ctx.metrics.request('client_error', answer.status);
+    ctx.metrics.request(CLIENT_ERROR, answer.status);
     socket.end(rawErrorResponse(answer));
     socket.destroySoon();
   });
+
+  const reader = new HeadReader({
+    maxHeaderBytes: ctx.config.gatewayMaxHeaderBytes,
+    timeoutMs: timeout,
+    http: httpServer,
+    onUpgrade: (head, socket, early) => onUpgrade(ctx, withSocket(head, socket), socket, early, surface, undefined),
+    onRefuse: (socket, err) => {
+      ctx.metrics.request(CLIENT_ERROR, err.status);
+      writeRawError(socket, err, CLOSE_GRACE_MS);
+    },
+  });
+  // Half-open like Node's HTTP sockets: a client's FIN after its upgrade is passed on to the pod, not a close.
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+    UpgradeProxy.adopt(socket);
+    reader.accept(socket);
+  }) as GatewayServer;
+  server.closeIdleConnections = () => httpServer.closeIdleConnections();
+  server.closeAllConnections = () => {
+    httpServer.closeAllConnections();
+    reader.destroyPending();
+  };
+  // Its connection-tracking interval is cleared with the listening server.
+  server.on('close', () => httpServer.close());
+  // Beyond this, Node closes new sockets at once: room for 503 answers but never past the descriptor budget.
+  server.maxConnections = ctx.maxConnections + FD_RESERVE / 2;
 
   let exhausted = false;
   server.on('error', (err: NodeJS.ErrnoException) => {
@@ -69,15 +109,51 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
   return server;
 }
 
+/** The parser's head as the handshake reads it. */
+function withSocket(head: RequestHead, socket: Socket): ClientRequest {
+  return { method: head.method, url: head.url, rawHeaders: head.rawHeaders, headers: head.headers, socket };
+}
+
+/** The parser's upgrade rules for an upgrade Node's parser read (a later request on a keep-alive connection, another method). */
+function incomingVerdict(req: http.IncomingMessage): EdgeError | undefined {
+  let hostFields = 0;
+  let hasTransferEncoding = false;
+  let contentLength: string | undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'host') hostFields++;
+    else if (name === 'transfer-encoding') hasTransferEncoding = true;
+    else if (name === 'content-length') contentLength = raw[i + 1];
+  }
+  const verdict = headVerdict({
+    method: req.method ?? '',
+    strictLine: req.httpVersion === HTTP_1_1 && req.url?.charCodeAt(0) === 0x2f,
+    upgrade: true,
+    hostFields,
+    hasTransferEncoding,
+    contentLength,
+    headers: { host: req.headers.host ?? '' },
+  });
+  return verdict.kind === 'refuse' ? verdict.refusal.error : undefined;
+}
+
 function refuse(ctx: GatewayContext, socket: Socket, err: EdgeError): void {
   ctx.metrics.upgrade(err.status);
   writeRawError(socket, err, CLOSE_GRACE_MS);
 }
 
-/** Validate, resolve and hand an upgrade to the proxy. Never throws: whatever fails answers that one client. */
-export function onUpgrade(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer, surface: Surface = 'combined'): void {
+/**
+ * Validate, resolve and hand an upgrade to the proxy (`socket` already adopted; `malformed`: the parser's refusal
+ * of a head Node read). Never throws: whatever fails answers that one client.
+ */
+function onUpgrade(ctx: GatewayContext, req: ClientRequest, socket: Socket, head: Buffer, surface: Surface, malformed: EdgeError | undefined): void {
   const t0 = performance.now();
-  UpgradeProxy.adopt(socket);
+  if (malformed) {
+    ctx.metrics.request(CLIENT_ERROR, malformed.status);
+    writeRawError(socket, malformed, CLOSE_GRACE_MS);
+    return;
+  }
   const route = routeOn(surface, req.url);
   if (route.kind !== 'connect') {
     const err = route.kind === 'invalid_pod_id' ? Answer.INVALID_POD_ID : route.kind === 'bad_query' ? Answer.BAD_QUERY : route.kind === 'not_found' ? Answer.NOT_FOUND : Answer.UPGRADE_ELSEWHERE;
@@ -86,7 +162,7 @@ export function onUpgrade(ctx: GatewayContext, req: http.IncomingMessage, socket
   }
   if (req.method !== 'GET') return refuse(ctx, socket, Answer.METHOD_NOT_ALLOWED);
   const upgrade = req.headers.upgrade;
-  if (upgrade === undefined || (upgrade !== WEBSOCKET && upgrade.toLowerCase() !== WEBSOCKET)) return refuse(ctx, socket, Answer.NOT_WEBSOCKET);
+  if (typeof upgrade !== 'string' || (upgrade !== WEBSOCKET && upgrade.toLowerCase() !== WEBSOCKET)) return refuse(ctx, socket, Answer.NOT_WEBSOCKET);
   if (ctx.draining) return refuse(ctx, socket, Answer.GATEWAY_DRAINING);
   if (ctx.proxy.size() >= ctx.maxConnections) return refuse(ctx, socket, Answer.OVERLOADED);
 
@@ -120,7 +196,7 @@ function unreachable(ctx: GatewayContext, socket: Socket, podId: string, request
   if (!socket.destroyed) refuse(ctx, socket, Resolved.UNREACHABLE);
 }
 
-function connect(ctx: GatewayContext, req: http.IncomingMessage, socket: Socket, head: Buffer, podId: string, query: string, requestId: string, r: Resolution, t0: number): void {
+function connect(ctx: GatewayContext, req: ClientRequest, socket: Socket, head: Buffer, podId: string, query: string, requestId: string, r: Resolution, t0: number): void {
   if (!isUpstream(r)) {
     // The resolver's own 502/504 (a failed or slow DNS lookup); its 404/503 answers are the client's business.
     if (r.status === Resolved.UNREACHABLE.status || r.status === Resolved.TIMEOUT.status) {
