@@ -28,7 +28,7 @@ const HTTP_1_1 = '1.1';
 
 /** A listening gateway port: the raw server, plus the connection controls of the `http.Server` behind it. */
 export type GatewayServer = net.Server & {
-  /** Close keep-alive connections of plain requests that are idle. */
+  /** Close keep-alive connections of plain requests that are idle, and every connection still sending its first head. */
   closeIdleConnections(): void;
   /** Destroy every connection of plain requests and every connection still sending its first head. */
   closeAllConnections(): void;
@@ -77,7 +77,11 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
     UpgradeProxy.adopt(socket);
     reader.accept(socket);
   }) as GatewayServer;
-  server.closeIdleConnections = () => httpServer.closeIdleConnections();
+  // A connection still sending its first head has no request yet: idle, as Node's own tracking counts it.
+  server.closeIdleConnections = () => {
+    httpServer.closeIdleConnections();
+    reader.destroyPending();
+  };
   server.closeAllConnections = () => {
     httpServer.closeAllConnections();
     reader.destroyPending();
