@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { RECENT_EVENTS_DEFAULT_LIMIT } from '../constants.js';
 import { checkPodRecord, createRecordGuard, type RecordSource } from './record.js';
-import { assertClaimArgs, EVENT_LOG_LENGTH, isLive, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+import { assertClaimArgs, EVENT_LOG_LENGTH, isLive, KEY_SUMMARY_EXACT, type KeySummary, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 /** Create a memory registry. `now` is injectable for tests; `logger` gets the invalid-record lines. */
 export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger } = {}): Registry {
@@ -46,6 +46,7 @@ export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger
     if (!set) claimed.set(podId, (set = new Set()));
     set.add(key);
   };
+  const keysHeld = (podId: string) => [...(claimed.get(podId) ?? [])].filter((k) => ownerNow(k) === podId).sort();
 
   const live = (p: PodRecord | undefined) => (p && isLive(p, now()) ? p : undefined);
   const emit = (change: RegistryChange) => queueMicrotask(() => bus.emit('change', change));
@@ -129,7 +130,16 @@ export function createMemoryRegistry(opts: { now?: () => number; logger?: Logger
       for (const key of keys ?? [...(claimed.get(podId) ?? [])]) if (claims.get(key)?.podId === podId) drop(key, podId);
     },
     async keysOf(podId) {
-      return [...(claimed.get(podId) ?? [])].filter((k) => ownerNow(k) === podId).sort();
+      return keysHeld(podId);
+    },
+    async keySummary(podIds, limit) {
+      const out = new Map<string, KeySummary>();
+      const n = Math.max(0, Math.min(KEY_SUMMARY_EXACT, Math.floor(limit)));
+      for (const id of podIds) {
+        const held = keysHeld(id);
+        out.set(id, { count: held.length, keys: held.slice(0, n) });
+      }
+      return out;
     },
     invalidRecords: () => guard.invalidTotal(),
     status: () => state,

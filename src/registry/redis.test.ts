@@ -128,6 +128,8 @@ test('hostile claim values written raw are no owner: logged once per key, counte
   await raw.sadd('badclaim:{registry}:claims:socket-j', 'x'.repeat(300), 'bad key', 'ok-key');
   await raw.set(claim('ok-key'), 'socket-j');
   const keys = ['huge', 'list', 'evil', 'dash'];
+  const summary = await reg.keySummary(['socket-h', 'socket-j'], 10);
+  assert.deepEqual(Object.fromEntries(summary), { 'socket-h': { count: 0, keys: [] }, 'socket-j': { count: 1, keys: ['ok-key'] } }, 'keySummary: a wrong-typed set holds nothing, members that are no live claim of the pod are not counted');
   for (const key of keys) assert.equal(await reg.ownerOf(key), undefined, key);
   assert.equal(reg.invalidRecords(), keys.length);
   const reasons = new Map(logs.lines.filter((l) => l.msg.includes('invalid record')).map((l) => [l.podId as string, l.reason as string]));

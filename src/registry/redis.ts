@@ -12,7 +12,7 @@ import { DEAD_AFTER_HEARTBEATS, DNS1123_LABEL, PLACEMENT_KEY, RECENT_EVENTS_DEFA
 import { safeError, urlSecrets } from '../redact.js';
 import { parseRedisUrl } from './redis-url.js';
 import { checkClaimOwner, checkPodRecord, checkPodRecordText, CLAIM_ID_PREFIX, createRecordGuard, MAX_LOGGED_ID_CHARS, MAX_RECORD_BYTES, type RecordCheck, type RecordSource } from './record.js';
-import { assertClaimArgs, EVENT_LOG_LENGTH, parseCordonMark, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
+import { assertClaimArgs, EVENT_LOG_LENGTH, KEY_SUMMARY_EXACT, parseCordonMark, type KeySummary, type CordonMark, type EdgeEvent, type PodRecord, type Registry, type RegistryChange, type RegistryStatus, type ScalerDecision } from './registry.js';
 
 // A stored value is read only when it is a string of at most ARGV[max] bytes; otherwise its size (or -1 when it
 // is not a string) is returned instead, so an oversized or wrong-typed key can neither fail the script nor
@@ -109,6 +109,42 @@ const KEYS_OF = `${CLAIM_HELPERS}
 local out = {}
 for _, k in ipairs(members(KEYS[1])) do
   if read(ARGV[2] .. k, ${MAX_LOGGED_ID_CHARS}) == ARGV[1] then table.insert(out, k) else redis.call('SREM', KEYS[1], k) end
+end
+return out`;
+
+/** SSCAN calls per pod at most in KEY_SUMMARY (a sparse set may need a few to fill the sample). */
+const KEY_SUMMARY_SCAN_ROUNDS = 8;
+
+/**
+ * KEYS: the pods' sets. ARGV: limit, claim prefix, the pods' ids (one per set). Per pod [count, keys]: a set of
+ * at most KEY_SUMMARY_EXACT members is checked whole (exact count); a larger one counts SCARD less the lost claims
+ * in an SSCAN sample of about `limit` (bounded rounds), so one call costs O(pods × KEY_SUMMARY_EXACT), not O(keys).
+ * Read-only: pruning stays with keysOf and the owners' renewals.
+ */
+const KEY_SUMMARY = `${CLAIM_HELPERS}
+local limit = tonumber(ARGV[1])
+local out = {}
+for i, set in ipairs(KEYS) do
+  local pod = ARGV[i + 2]
+  local n = redis.pcall('SCARD', set)
+  if type(n) ~= 'number' then n = 0 end
+  local sample = {}
+  if n > 0 and n <= ${KEY_SUMMARY_EXACT} then sample = members(set)
+  elseif n > 0 and limit > 0 then
+    local cursor, rounds = '0', 0
+    repeat
+      local r = redis.pcall('SSCAN', set, cursor, 'COUNT', limit)
+      if type(r) ~= 'table' or r.err then break end
+      cursor = r[1]
+      for _, k in ipairs(r[2]) do table.insert(sample, k) end
+      rounds = rounds + 1
+    until cursor == '0' or #sample >= limit or rounds >= ${KEY_SUMMARY_SCAN_ROUNDS}
+  end
+  local held = {}
+  for _, k in ipairs(sample) do
+    if type(k) == 'string' and read(ARGV[2] .. k, ${MAX_LOGGED_ID_CHARS}) == pod then table.insert(held, k) else n = n - 1 end
+  end
+  table.insert(out, { n, held })
 end
 return out`;
 
@@ -290,6 +326,22 @@ export function createRedisRegistry(opts: RedisRegistryOptions): Registry {
       const members = (await cmd.eval(KEYS_OF, 1, keys.claims + podId, podId, keys.claim)) as unknown[];
       // Set members are untrusted too: only placement keys come out.
       return members.filter((k): k is string => typeof k === 'string' && PLACEMENT_KEY.test(k)).sort();
+    },
+    async keySummary(podIds, limit) {
+      const n = Math.max(0, Math.min(KEY_SUMMARY_EXACT, Math.floor(limit)));
+      const ids = podIds.filter(isPodId);
+      const out = new Map<string, KeySummary>();
+      for (const batch of batches(ids)) {
+        const rows = (await cmd.eval(KEY_SUMMARY, batch.length, ...batch.map((id) => keys.claims + id), n, keys.claim, ...batch)) as unknown[];
+        batch.forEach((id, i) => {
+          const row = rows[i];
+          const [count, members] = Array.isArray(row) ? row : [];
+          // Members are untrusted: only placement keys are listed, and the count never falls below what is listed.
+          const held = (Array.isArray(members) ? members : []).filter((k): k is string => typeof k === 'string' && PLACEMENT_KEY.test(k)).sort();
+          out.set(id, { count: Math.max(held.length, typeof count === 'number' ? count : 0), keys: held.slice(0, n) });
+        });
+      }
+      return out;
     },
     async heartbeat(pod) {
       const json = JSON.stringify(pod);

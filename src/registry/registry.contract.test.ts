@@ -6,7 +6,7 @@ import { startRedis, type RedisServer } from '../../test/support/redis.js';
 import { startRedisCluster, startRedisSentinel, type RedisClusterHandle, type RedisSentinelHandle } from '../../test/support/redis-ha.js';
 import { createMemoryRegistry } from './memory.js';
 import { createRedisRegistry } from './redis.js';
-import { EVENT_LOG_LENGTH, type PodRecord, type Registry, type RegistryChange } from './registry.js';
+import { EVENT_LOG_LENGTH, KEY_SUMMARY_EXACT, type PodRecord, type Registry, type RegistryChange } from './registry.js';
 
 const HB = 100; // dead after 300 ms
 
@@ -224,6 +224,34 @@ for (const backend of backends) {
       assert.deepEqual(await reader.keysOf('socket-n1'), ['match-1', 'match-3']);
       await assert.rejects(writer.claim('bad key', 'socket-n1', HB), TypeError);
       await assert.rejects(writer.claim('k', 'Not_A_Pod', HB), TypeError);
+    });
+
+    test('keySummary: per pod the count and the first keys, exact up to KEY_SUMMARY_EXACT, lost and expired claims not counted', async () => {
+      const { writer, reader } = await backend.pair();
+      for (const k of ['r-c', 'r-a', 'r-b']) await writer.claim(k, 'socket-s1', HB * 30);
+      const many = Array.from({ length: KEY_SUMMARY_EXACT + 30 }, (_, i) => `big:${String(i).padStart(3, '0')}`);
+      assert.deepEqual(await writer.renewClaims('socket-s2', many, HB * 30), []);
+      await writer.claim('gone', 'socket-s1', HB);
+      let s = await reader.keySummary(['socket-s1', 'socket-s2', 'socket-s3'], 2);
+      assert.deepEqual(s.get('socket-s1'), { count: 4, keys: ['gone', 'r-a'] });
+      assert.deepEqual(s.get('socket-s3'), { count: 0, keys: [] });
+      const big = s.get('socket-s2')!;
+      assert.equal(big.count, many.length);
+      assert.equal(big.keys.length, 2);
+      assert.deepEqual([...big.keys].sort(), big.keys, 'sorted');
+      for (const k of big.keys) assert.ok(many.includes(k), k);
+      // 'gone' expires and another pod claims it afresh (no takeover: socket-s1's set still names it); 'r-b' is taken over.
+      await sleep(HB * 1.5);
+      await reader.claim('gone', 'socket-s3', HB * 30);
+      await reader.claim('r-b', 'socket-s3', HB * 30, 'socket-s1');
+      s = await reader.keySummary(['socket-s1', 'socket-s3'], KEY_SUMMARY_EXACT + 50);
+      assert.deepEqual(s.get('socket-s1'), { count: 2, keys: ['r-a', 'r-c'] });
+      assert.deepEqual(s.get('socket-s3'), { count: 2, keys: ['gone', 'r-b'] });
+      const counts = await reader.keySummary(['socket-s1', 'socket-s2'], 0);
+      assert.deepEqual([...counts].map(([id, v]) => [id, v.count, v.keys.length]), [['socket-s1', 2, 0], ['socket-s2', many.length, 0]], 'limit 0: counts only');
+      const capped = (await reader.keySummary(['socket-s2'], 10_000)).get('socket-s2')!;
+      assert.equal(capped.keys.length, KEY_SUMMARY_EXACT, 'never more than KEY_SUMMARY_EXACT listed');
+      assert.deepEqual([...(await reader.keySummary(['Not_A_Pod', 'socket-s9'], 5)).keys()].filter((id) => id === 'socket-s9'), ['socket-s9']);
     });
 
     test('scaler decision round-trips and is null until reported', async () => {

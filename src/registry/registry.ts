@@ -99,6 +99,12 @@ export interface Registry {
   releaseClaims(podId: string, keys?: readonly string[]): Promise<void>;
   /** The keys `podId` holds (live claims only), sorted. */
   keysOf(podId: string): Promise<string[]>;
+  /**
+   * For each of `podIds` (one read for all of them: the gateway view's refresh, the scaler's tick): how many keys it
+   * holds and up to `limit` of them, sorted. The count is exact up to {@link KEY_SUMMARY_EXACT} keys and beyond it
+   * may still include a claim lost since the pod's last renewal; `redis` lists any `limit` of a larger set.
+   */
+  keySummary(podIds: readonly string[], limit: number): Promise<Map<string, KeySummary>>;
   /** Records skipped on read because they failed validation (src/registry/record.ts), for rtc_registry_invalid_records_total. */
   invalidRecords(): number;
   /** Connection state of the backend (`memory` is always ready). */
@@ -107,6 +113,17 @@ export interface Registry {
   onStatus(listener: (status: RegistryStatus) => void): () => void;
   close(): Promise<void>;
 }
+
+/** A pod's placement keys as {@link Registry.keySummary} reports them. */
+export interface KeySummary {
+  /** Keys the pod holds. */
+  count: number;
+  /** Up to the asked limit of them, sorted. */
+  keys: string[];
+}
+
+/** Up to this many keys per pod, keySummary checks every claim (so the count is exact); never more than this are listed. */
+export const KEY_SUMMARY_EXACT = 100;
 
 /** Throw unless `key` is a placement key and `podId` a pod id: callers validate first, so this is a bug guard that keeps both out of key names. */
 export function assertClaimArgs(key: string, podId: string, replace?: string): void {
