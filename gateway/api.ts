@@ -7,7 +7,7 @@ import { CONNECT_PREFIX, CONNECT_SUFFIX } from '../src/constants.js';
 import { edgeError } from '../src/errors.js';
 import { sendError, sendJson } from '../src/http.js';
 import { METRICS_CONTENT_TYPE } from '../src/metrics.js';
-import type { PodRecord } from '../src/registry/registry.js';
+import type { KeySummary, PodRecord } from '../src/registry/registry.js';
 import { API_EVENTS_LIMIT } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { Answer } from './respond.js';
@@ -23,11 +23,12 @@ const REGISTRY_FAILED = edgeError('EDGE_ERR_REGISTRY_UNAVAILABLE', 'the pod regi
 
 /**
  * The `/api/pods` item of DESIGN.md, plus `startedAt` and the deletion cost the scaler last wrote (null when none)
- * for the status page, and the pod's `adminPort` (null when its heartbeat has none), so a tool that can reach the
- * pod (the k6 drain test against `rtc-edge dev`) finds its `/drain`.
+ * for the status page, the pod's `adminPort` (null when its heartbeat has none), so a tool that can reach the
+ * pod (the k6 drain test against `rtc-edge dev`) finds its `/drain`, and its placement keys as of the view's last
+ * sync: `keyCount` and the first API_PODS_KEYS_LISTED of them in `keys`.
  */
-function podJson(p: PodRecord, costs: Record<string, number> | undefined) {
-  return { podId: p.podId, ip: p.ip, port: p.port, adminPort: p.adminPort ?? null, connections: p.connections, draining: p.draining, cordoned: p.cordoned === true, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null };
+function podJson(p: PodRecord, costs: Record<string, number> | undefined, keys: KeySummary | undefined) {
+  return { podId: p.podId, ip: p.ip, port: p.port, adminPort: p.adminPort ?? null, connections: p.connections, draining: p.draining, cordoned: p.cordoned === true, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null, keyCount: keys?.count ?? 0, keys: keys?.keys ?? [] };
 }
 
 /** Handle one plain (non-upgrade) request. Never throws: failures become JSON errors. */
@@ -95,7 +96,7 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
       const pods = ctx.view.live().sort(byPodId);
       const decision = ctx.view.decision();
       sendJson(res, 200, {
-        pods: pods.map((p) => podJson(p, decision?.deletionCosts)),
+        pods: pods.map((p) => podJson(p, decision?.deletionCosts, ctx.view.keys(p.podId))),
         desiredReplicas: decision ? decision.desiredReplicas : null,
         totalConnections: pods.reduce((n, p) => n + p.connections, 0),
         // Beyond DESIGN.md, for the status page and `rtc-edge status`: the scaler's view of the workload.

@@ -24,6 +24,8 @@ export const KEEP_ALIVE_TIMEOUT_MS = 5000;
 export const RETRY_AFTER_S = 1;
 /** Largest `X-Request-Id` accepted from a client; longer or odd ones are replaced. */
 export const MAX_REQUEST_ID_LENGTH = 128;
+/** How many of each pod's placement keys `/api/pods` lists (beside the count of all), read with the view's sync. */
+export const API_PODS_KEYS_LISTED = 20;
 /** How many events `GET /api/events` returns. */
 export const API_EVENTS_LIMIT = 50;
 /** Handshake latency histogram buckets (seconds). */

@@ -12,7 +12,7 @@ import { createMetricsRegistry, registerRegistryMetrics } from '../src/metrics.j
 import { createRegistry } from '../src/registry/index.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { createAssigner } from './assign.js';
-import { FD_RESERVE, CLOSE_GRACE_MS } from './constants.js';
+import { API_PODS_KEYS_LISTED, FD_RESERVE, CLOSE_GRACE_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { createGatewayMetrics } from './metrics.js';
 import { UpgradeProxy } from './proxy.js';
@@ -86,7 +86,7 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   const logger = deps.logger.child({ component: 'gateway' });
   const ownsRegistry = !deps.registry;
   const registry = deps.registry ?? createRegistry(config, logger);
-  const view = createRegistryView(registry, { logger, staleMs: config.gatewayRegistryStaleMs, refreshMs: config.heartbeatMs });
+  const view = createRegistryView(registry, { logger, staleMs: config.gatewayRegistryStaleMs, refreshMs: config.heartbeatMs, keysListed: API_PODS_KEYS_LISTED });
   // GATEWAY_POD_CIDRS holds for an injected resolver too; createResolver applies it to the ones it builds.
   const resolver = deps.resolver ? withPodCidrs(deps.resolver, config.gatewayPodCidrs, logger) : createResolver(config, { logger, view, ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}), ...(deps.lookup ? { lookup: deps.lookup } : {}) });
   // Process metrics only when the gateway owns its process (CLI); embedded gateways leave them to the host.

@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import { DEAD_AFTER_HEARTBEATS } from '../src/constants.js';
-import { settledWithin, type PodRecord, type Registry, type RegistryChange, type ScalerDecision } from '../src/registry/registry.js';
+import { settledWithin, type KeySummary, type PodRecord, type Registry, type RegistryChange, type ScalerDecision } from '../src/registry/registry.js';
 
 /** `fresh`: registry reachable; `stale`: failing, last known view served; `unavailable`: 503. */
 export type ViewState = 'fresh' | 'stale' | 'unavailable';
@@ -32,6 +32,8 @@ export interface RegistryView {
   state(): ViewState;
   /** The scaler's last decision as of the last sync (null until a scaler reported, or while never read). */
   decision(): ScalerDecision | null;
+  /** A pod's placement keys as of the last sync (its count and the first `keysListed`), undefined before one was read. */
+  keys(podId: string): KeySummary | undefined;
   /** First sync attempt done (success or failure); resolves at most after `firstSyncWaitMs`. */
   ready(): Promise<void>;
   close(): void;
@@ -43,6 +45,8 @@ export interface RegistryViewOptions {
   staleMs: number;
   /** Period of the corrective `list()`. */
   refreshMs: number;
+  /** How many of each pod's keys the sync reads (0: counts only). */
+  keysListed?: number;
   /** Longest wait for a connecting registry before the first list. */
   firstSyncWaitMs?: number;
   now?: () => number;
@@ -64,6 +68,7 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
   let inflight: Promise<void> | undefined;
   let logged: ViewState | undefined;
   let decision: ScalerDecision | null = null;
+  let keySummaries = new Map<string, KeySummary>();
 
   const deadAfter = (p: PodRecord) => DEAD_AFTER_HEARTBEATS * p.heartbeatMs;
 
@@ -128,6 +133,13 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
         for (const [id, e] of entries) if (!seen.has(id) && e.seenAt < startedAt && t >= graceUntil) entries.delete(id);
         lastSyncOk = t;
         failing = false;
+        // One more read per sync (not per request): the keys of the pods just listed. A failed one keeps the last.
+        return registry.keySummary([...seen], opts.keysListed ?? 0).then(
+          (summary) => {
+            keySummaries = summary;
+          },
+          (err: unknown) => log.debug({ err }, 'registry view: key summary failed'),
+        );
       },
       (err: unknown) => {
         if (!failing) log.debug({ err }, 'registry view: list failed');
@@ -172,6 +184,7 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
     },
     state,
     decision: () => decision,
+    keys: (podId) => keySummaries.get(podId),
     ready: () => firstSync,
     close() {
       closed = true;

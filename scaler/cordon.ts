@@ -12,7 +12,7 @@ import type { RecordEvent } from './events.js';
 /** The scaler's side of the cordon marks. */
 export interface CordonMarks extends RetireSteps {
   /** Uncordon what the plan drops (call before a scale-out), then write or renew every planned mark. */
-  apply(plan: CordonPlan, connections: ReadonlyMap<string, number>, why: string): Promise<void>;
+  apply(plan: CordonPlan, connections: ReadonlyMap<string, number>, why: string, keys?: ReadonlyMap<string, number>): Promise<void>;
   /** Withdraw every retire request (leadership lost, or the removed pods were observed). */
   reset(): void;
 }
@@ -43,7 +43,7 @@ export function cordonMarks({ registry, logger, event, now, ttlMs }: CordonMarks
   };
 
   return {
-    async apply(plan, connections, why) {
+    async apply(plan, connections, why, keys) {
       for (const name of plan.remove) {
         retiring.delete(name);
         await write(`uncordon ${name}`, () => registry.uncordon(name));
@@ -53,8 +53,11 @@ export function cordonMarks({ registry, logger, event, now, ttlMs }: CordonMarks
       for (const name of plan.cordoned) await write(`cordon ${name}`, () => registry.cordon(name, markOf(name), ttlMs));
       for (const name of plan.add) {
         const n = connections.get(name) ?? 0;
-        logger.info({ podId: name, connections: n, reason: why }, `cordoned pod ${name} (${n} connections): ${why}; no new clients go to it`);
-        event('cordon', `cordoned ${name} (${n} connections): ${why}`, name);
+        const k = keys?.get(name) ?? 0;
+        // The keys stay on the pod until their clients leave; only new keys go elsewhere.
+        const held = k > 0 ? `, ${k} keys` : '';
+        logger.info({ podId: name, connections: n, keys: k, reason: why }, `cordoned pod ${name} (${n} connections${held}): ${why}; no new clients or keys go to it`);
+        event('cordon', `cordoned ${name} (${n} connections${held}): ${why}`, name);
       }
     },
     async retire(names) {

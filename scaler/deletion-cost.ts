@@ -1,7 +1,8 @@
 /**
  * The scale-in protocol of DESIGN.md ("Scaler", "Cordon"): the victims are the cordoned pods. Just before the
  * scale call they report NotReady (a retire request; the node bounds it) and carry the lowest deletion cost,
- * the other pods their live connections (written only where the value changed, only now); the scaler waits
+ * the other pods their disruption (live connections, plus SCALER_KEY_WEIGHT per placement key they own; written
+ * only where the value changed, only now); the scaler waits
  * until the pod watch shows all of it and the ReplicaSet ranking would take exactly the victims, scales, and
  * then checks which pods Kubernetes removed. NotReady ranks before any deletion cost, so the removal no
  * longer rests on the annotation, which is only a hint.
@@ -13,16 +14,28 @@ import { podsToDelete } from './ranking.js';
 import type { ScalerMetrics } from './metrics.js';
 import type { Workload, WorkloadPod } from './workload/workload.js';
 
-/** The annotation value for a pod with `connections` live connections: an int32, never negative. */
-export function deletionCostFor(connections: number): number {
-  if (!Number.isFinite(connections) || connections <= 0) return 0;
-  return Math.min(INT32_MAX, Math.floor(connections));
+/**
+ * What removing a pod disrupts, in connections (README "Keys in the scaler"): each of its connections reconnects,
+ * and each placement key it owns moves with all of its clients at once (the room re-forms elsewhere), so a key
+ * weighs `keyWeight` (SCALER_KEY_WEIGHT) connections on top of its own clients.
+ */
+export function disruption(connections: number, keys: number, keyWeight: number): number {
+  const c = Number.isFinite(connections) && connections > 0 ? connections : 0;
+  const k = Number.isFinite(keys) && keys > 0 ? keys : 0;
+  return c + keyWeight * k;
 }
 
-/** Costs of the active pods: live connections from the registry, 0 for a pod without a live entry. */
-export function costsFor(pods: readonly WorkloadPod[], connections: ReadonlyMap<string, number>): Map<string, number> {
+/** The annotation value for a pod with `connections` live connections and `keys` placement keys: an int32, never negative. */
+export function deletionCostFor(connections: number, keys = 0, keyWeight = 0): number {
+  const d = disruption(connections, keys, keyWeight);
+  if (!Number.isFinite(d) || d <= 0) return 0;
+  return Math.min(INT32_MAX, Math.floor(d));
+}
+
+/** Costs of the active pods: their disruption from the registry (connections, keys), 0 for a pod without a live entry. */
+export function costsFor(pods: readonly WorkloadPod[], connections: ReadonlyMap<string, number>, keys: ReadonlyMap<string, number> = new Map(), keyWeight = 0): Map<string, number> {
   const costs = new Map<string, number>();
-  for (const p of pods) if (!p.terminating) costs.set(p.name, deletionCostFor(connections.get(p.name) ?? 0));
+  for (const p of pods) if (!p.terminating) costs.set(p.name, connections.has(p.name) ? deletionCostFor(connections.get(p.name)!, keys.get(p.name) ?? 0, keyWeight) : 0);
   return costs;
 }
 
@@ -97,6 +110,8 @@ export interface ProtocolContext {
   retireTimeoutMs: number;
   /** Pause between the last confirmation and the scale call (the ReplicaSet controller's informer is a second watch). */
   settleMs: number;
+  /** SCALER_KEY_WEIGHT: connections one placement key counts as in the deletion cost (0 when absent). */
+  keyWeight?: number;
 }
 
 /** Retire requests on the victims' cordon marks (scaler/cordon.ts). */
@@ -147,7 +162,7 @@ const describePod = (p: WorkloadPod) => `${p.name} (${!p.assigned ? 'unscheduled
  * confirmed by the watch) → lowest cost on the victims, live counts elsewhere (changed-only writes, confirmed)
  * → ranking check on the watch's view → scale → pending victim check. Any step that fails withdraws the
  * retire request and holds this scale-in (the policy retries next tick). `pods` is the snapshot the decision
- * was made on; `connections` the live registry counts by pod name.
+ * was made on; `connections` the live registry counts by pod name, `keys` the placement keys each pod owns.
  */
 export async function runScaleIn(
   ctx: ProtocolContext,
@@ -157,8 +172,9 @@ export async function runScaleIn(
   to: number,
   victims: readonly string[],
   steps: RetireSteps,
+  keys: ReadonlyMap<string, number> = new Map(),
 ): Promise<ScaleInResult> {
-  const costs = costsFor(pods, connections);
+  const costs = costsFor(pods, connections, keys, ctx.keyWeight);
   for (const v of victims) costs.set(v, VICTIM_DELETION_COST);
   const result: ScaleInResult = { scaled: false, written: 0, costs, pending: undefined };
   if (!ctx.stillLeader()) return result;
@@ -193,7 +209,7 @@ export async function runScaleIn(
   const first = podsRankedFirst(ctx.workload.listPods(), victims, ctx.now(), false);
   if (first.length > 0) return hold(`${first.map(describePod).join(', ')} would be removed instead of the cordoned pod(s)`);
 
-  const threshold = leastLoadedThreshold(costsFor(pods, connections), from - to);
+  const threshold = leastLoadedThreshold(costsFor(pods, connections, keys, ctx.keyWeight), from - to);
   const active = new Set(costs.keys());
   result.scaled = await scaleWithLogs(ctx, from, to);
   if (result.scaled) {

@@ -82,6 +82,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
     targetConnections: config.socketTargetConnections,
     scaleInStabilizationMs: config.scaleInStabilizationMs,
     scaleInMaxStep: config.scaleInMaxStep,
+    keyWeight: config.scalerKeyWeight,
   };
 
   let kubeConfig = deps.kubeConfig;
@@ -129,6 +130,7 @@ export async function start(config: Config, deps: ScalerDeps): Promise<ScalerHan
     victimTimeoutMs: deps.victimTimeoutMs ?? VICTIM_OBSERVE_TIMEOUT_MS,
     retireTimeoutMs: deps.retireTimeoutMs ?? RETIRE_CONFIRM_TIMEOUT_MS,
     settleMs: deps.settleMs ?? SCALE_IN_SETTLE_MS,
+    keyWeight: config.scalerKeyWeight,
   };
   const event = eventRecorder(registry, logger, now);
   const cordon = cordonMarks({ registry, logger, event, now, ttlMs: Math.max(CORDON_TTL_MIN_MS, CORDON_TTL_INTERVALS * config.scalerIntervalMs) });

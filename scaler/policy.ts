@@ -12,6 +12,8 @@ export interface PolicyConfig {
   targetConnections: number;
   scaleInStabilizationMs: number;
   scaleInMaxStep: number;
+  /** SCALER_KEY_WEIGHT: connections one placement key counts as when choosing and ranking scale-in victims (0 when absent). */
+  keyWeight?: number;
 }
 
 /** How the registry looked this tick. */

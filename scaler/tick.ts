@@ -1,4 +1,4 @@
-/** One scaler tick: read the registry and the workload, classify the pods, decide by the pure policy, act, record. */
+/** One scaler tick: read the registry (pods and their key counts) and the workload, classify the pods, decide by the pure policy, act, record. */
 import type { Logger } from 'pino';
 import { DEAD_AFTER_HEARTBEATS } from '../src/constants.js';
 import type { PodRecord, Registry } from '../src/registry/registry.js';
@@ -65,14 +65,25 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     wasReady = status === 'ready';
   });
 
+  /** Placement keys per pod as last read: a failed read keeps these (the counts only steer the choice of victims). */
+  let keys = new Map<string, number>();
+
   async function readRegistry(): Promise<{ health: RegistryHealth; records: PodRecord[] }> {
     if (registry.status() !== 'ready') return { health: 'unavailable', records: [] };
+    let records: PodRecord[];
     try {
-      return { health: 'ok', records: await registry.list() };
+      records = await registry.list();
     } catch (err) {
       logger.debug({ err }, 'registry read failed');
       return { health: 'unavailable', records: [] };
     }
+    try {
+      const summary = await registry.keySummary(records.map((r) => r.podId), 0);
+      keys = new Map([...summary].map(([id, s]) => [id, s.count]));
+    } catch (err) {
+      logger.debug({ err }, 'key counts not read; using the last ones');
+    }
+    return { health: 'ok', records };
   }
 
   /** The registry's health for the policy: 'stale' while pods may still be re-registering after an outage. */
@@ -141,7 +152,7 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     for (const p of snap.pods) {
       const rec = live.get(p.name);
       if (p.terminating) continue;
-      if (rec && !rec.draining) candidates.push({ name: p.name, connections: rec.connections, cordoned: rec.cordoned === true });
+      if (rec && !rec.draining) candidates.push({ name: p.name, connections: rec.connections, keys: keys.get(p.name) ?? 0, cordoned: rec.cordoned === true });
       // Ready without a live entry: 0 connections (cost 0 as ever), the first to go; the policy holds while such a pod may still be booting.
       else if (!rec && p.ready) candidates.push({ name: p.name, connections: 0, cordoned: silentMarked.has(p.name) });
     }
@@ -150,7 +161,7 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     const plan = planCordon(decision, snap.replicas, candidates, cfg, marked);
     silentMarked = new Set(plan.cordoned.filter((n) => !live.has(n)));
     const why = decision.desired < snap.replicas ? `desired ${decision.desired} < ${snap.replicas} replicas` : `desired ${decision.desired} ≥ ${snap.replicas} replicas`;
-    if (health === 'ok' && ctx.stillLeader()) await cordon.apply(plan, connections, why);
+    if (health === 'ok' && ctx.stillLeader()) await cordon.apply(plan, connections, why, keys);
 
     let replicas = snap.replicas;
     try {
@@ -162,7 +173,7 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
         }
       } else if (decision.action === 'scale-in') {
         logger.info({ reason: decision.reason, desired: decision.desired, connections: totalConnections, pods: counts }, decision.message);
-        const result = await runScaleIn(ctx, snap.pods, connections, snap.replicas, decision.replicas, plan.victims, cordon);
+        const result = await runScaleIn(ctx, snap.pods, connections, snap.replicas, decision.replicas, plan.victims, cordon, keys);
         lastCosts = Object.fromEntries(result.costs);
         if (result.held) {
           metrics.holds.inc({ reason: 'victim-not-retired' });

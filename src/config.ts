@@ -53,6 +53,8 @@ export interface Config {
   scalerIntervalMs: number;
   scaleInStabilizationMs: number;
   scaleInMaxStep: number;
+  /** Connections one placement key counts as in the scaler's deletion cost and cordon choice (README "Keys in the scaler"). */
+  scalerKeyWeight: number;
   drainWindowMs: number;
   drainTimeoutMs: number;
   logLevel: LogLevel;
@@ -94,6 +96,7 @@ export const DEFAULTS = {
   SCALER_INTERVAL_MS: '5000',
   SCALE_IN_STABILIZATION_MS: '300000',
   SCALE_IN_MAX_STEP: '1',
+  SCALER_KEY_WEIGHT: '10',
   DRAIN_WINDOW_MS: '60000',
   DRAIN_TIMEOUT_MS: '300000',
   LOG_LEVEL: 'info',
@@ -248,6 +251,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     scalerIntervalMs: read('SCALER_INTERVAL_MS', int(50, 3_600_000)),
     scaleInStabilizationMs: read('SCALE_IN_STABILIZATION_MS', int(0, 86_400_000)),
     scaleInMaxStep: read('SCALE_IN_MAX_STEP', int(1, 10_000)),
+    scalerKeyWeight: read('SCALER_KEY_WEIGHT', int(0, 1_000_000)),
     drainWindowMs: read('DRAIN_WINDOW_MS', int(0, 3_600_000)),
     drainTimeoutMs: read('DRAIN_TIMEOUT_MS', int(0, 3_600_000)),
     logLevel: read('LOG_LEVEL', oneOf<LogLevel>('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent')),

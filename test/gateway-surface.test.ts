@@ -1,7 +1,7 @@
 /**
  * The gateway's two surfaces: clients reach only /ws/*, /healthz and /readyz on GATEWAY_PORT; /metrics, /api/*
  * and the status page live on GATEWAY_ADMIN_PORT. /api/pods answers from the cached view (counted on a real
- * Redis with INFO commandstats), and HEAD changes nothing.
+ * Redis with INFO commandstats, keys per pod included), and HEAD changes nothing.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +9,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
+import { API_PODS_KEYS_LISTED } from '../gateway/constants.js';
 import { createRedisRegistry } from '../src/registry/index.js';
 import { settledWithin } from '../src/registry/registry.js';
 import { freePort } from './support/net.js';
@@ -151,6 +152,9 @@ describe('/api/pods reads the cached view', () => {
     await settledWithin(writer, 5000);
     for (let i = 0; i < 5; i++) await writer.heartbeat(pod(`pod-${i}`, 10_000 + i, { connections: i }));
     await writer.setScalerDecision({ desiredReplicas: 5, currentReplicas: 5, reason: 'test', at: Date.now() });
+    // pod-1 holds 3 keys, pod-2 more than /api/pods lists.
+    for (const k of ['room-c', 'room-a', 'doc:b']) await writer.claim(k, 'pod-1', 600_000);
+    await writer.renewClaims('pod-2', Array.from({ length: API_PODS_KEYS_LISTED + 5 }, (_, i) => `match-${String(i).padStart(2, '0')}`), 600_000);
     await writer.close();
     // A long heartbeat: the view's periodic sync does not fall inside the measurement.
     gw = await startGateway({ HEARTBEAT_MS: '60000' }, { registry: createRedisRegistry({ url: redis.url, prefix: 'surface:' }) });
@@ -171,8 +175,11 @@ describe('/api/pods reads the cached view', () => {
   }
 
   test('300 requests cost no Redis command, and the answer holds the pods and the decision', async () => {
-    const first = (await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: { podId: string }[]; desiredReplicas: number; totalConnections: number };
+    const first = (await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: { podId: string; keyCount: number; keys: string[] }[]; desiredReplicas: number; totalConnections: number };
     assert.deepEqual(first.pods.map((p) => p.podId), ['pod-0', 'pod-1', 'pod-2', 'pod-3', 'pod-4']);
+    assert.deepEqual(first.pods.map((p) => p.keyCount), [0, 3, API_PODS_KEYS_LISTED + 5, 0, 0], 'keys per pod, read with the sync');
+    assert.deepEqual(first.pods[1]!.keys, ['doc:b', 'room-a', 'room-c']);
+    assert.equal(first.pods[2]!.keys.length, API_PODS_KEYS_LISTED, `at most ${API_PODS_KEYS_LISTED} keys listed`);
     assert.equal(first.desiredReplicas, 5);
     assert.equal(first.totalConnections, 10);
     const before = await commandsExecuted();

@@ -1,4 +1,4 @@
-/** The pure cordon decision, by tables: cordon, keep, uncordon, re-pick (dead pod, lighter pod), several victims, bounds, registry holds. */
+/** The pure cordon decision, by tables: cordon, keep, uncordon, re-pick (dead pod, lighter pod), several victims, bounds, registry holds, placement keys. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planCordon, podsToCordon, type CordonCandidate } from '../scaler/cordon-plan.js';
@@ -12,11 +12,12 @@ const scaleIn = (desired: number, to: number): D => ({ action: 'scale-in', reaso
 const steady = (current: number): D => ({ action: 'steady', reason: 'steady', desired: current, replicas: current });
 const scaleOut = (desired: number): D => ({ action: 'scale-out', reason: 'load-increase', desired, replicas: desired });
 
-/** `a:120*` = pod a with 120 connections, cordoned. */
+/** `a:120*` = pod a with 120 connections, cordoned; `a:120+3` = with 3 placement keys. */
 const pods = (spec: string): CordonCandidate[] =>
   spec.split(' ').map((s) => {
     const [name, rest] = s.split(':') as [string, string];
-    return { name, connections: Number(rest.replace('*', '')), cordoned: rest.endsWith('*') };
+    const [connections, keys] = rest.replace('*', '').split('+');
+    return { name, connections: Number(connections), ...(keys !== undefined ? { keys: Number(keys) } : {}), cordoned: rest.endsWith('*') };
   });
 
 type Row = { name: string; decision: D; current: number; pods: string; cfg?: Partial<PolicyConfig>; marked?: string[]; cordoned: string[]; add: string[]; remove: string[]; victims?: string[] };
@@ -43,6 +44,13 @@ const rows: Row[] = [
   { name: 'the scale-in itself: exactly its victims', decision: scaleIn(3, 3), current: 4, pods: 'a:900 b:3* c:800 d:700', cordoned: ['b'], add: [], remove: [], victims: ['b'] },
   { name: 'above max: the step down cordons too', decision: { action: 'scale-in', reason: 'above-max', desired: 50, replicas: 50 }, current: 52, pods: Array.from({ length: 52 }, (_, i) => `p${String(i).padStart(2, '0')}:${1000 - i}`).join(' '), cordoned: ['p51', 'p50'], add: ['p51', 'p50'], remove: [], victims: ['p51', 'p50'] },
   { name: 'held scale-in (drain in progress) keeps the marks', decision: hold(3, 4, 'drain-in-progress'), current: 4, pods: 'a:900 b:3* c:800 d:700', cordoned: ['b'], add: [], remove: [] },
+  { name: 'keys: fewer connections but two rooms stay, the pod without keys is cordoned (10 + 2×10 = 30 > 25)', decision: hold(3, 4), current: 4, cfg: { keyWeight: 10 }, pods: 'a:900 b:10+2 c:25 d:700', cordoned: ['c'], add: ['c'], remove: [] },
+  { name: 'keys: SCALER_KEY_WEIGHT=0 goes by connections alone', decision: hold(3, 4), current: 4, cfg: { keyWeight: 0 }, pods: 'a:900 b:10+2 c:25 d:700', cordoned: ['b'], add: ['b'], remove: [] },
+  { name: 'keys: equal disruption, fewer keys first', decision: hold(3, 4), current: 4, cfg: { keyWeight: 10 }, pods: 'a:900 b:10+1 c:20 d:700', cordoned: ['c'], add: ['c'], remove: [] },
+  { name: 'keys: many rooms outweigh many connections when the weight says so', decision: hold(3, 4), current: 4, cfg: { keyWeight: 100 }, pods: 'a:300 b:50+5 c:400+1 d:700', cordoned: ['a'], add: ['a'], remove: [] },
+  { name: 'keys: hysteresis on disruption — a cordoned pod whose rooms weigh clearly more is swapped', decision: hold(3, 4), current: 4, cfg: { keyWeight: 10 }, pods: 'a:900 b:15+3* c:10 d:700', cordoned: ['c'], add: ['c'], remove: ['b'] },
+  { name: 'keys: the same pods without the weight are near-equal, so the mark stays', decision: hold(3, 4), current: 4, cfg: { keyWeight: 0 }, pods: 'a:900 b:15+3* c:10 d:700', cordoned: ['b'], add: [], remove: [] },
+  { name: 'keys: the victims of a scale-in are the least disruptive cordoned pods', decision: scaleIn(3, 5), current: 7, cfg: { keyWeight: 10 }, pods: 'a:900 b:5+4* c:800 d:30* e:700 f:20+1* g:60*', cordoned: ['d', 'f', 'b', 'g'], add: [], remove: [], victims: ['d', 'f'] },
   { name: 'registry unavailable: marks kept as they are, whatever desired says', decision: { action: 'hold', reason: 'registry-unavailable', desired: 4, replicas: 4 }, current: 4, pods: 'a:0', marked: ['b'], cordoned: ['b'], add: [], remove: [] },
 ];
 

@@ -1,7 +1,7 @@
 /**
  * The local workload end to end with real socket nodes (uWebSockets.js) and real `ws` clients: start
  * SOCKET_MIN_REPLICAS nodes, scale out on connections, scale in by removing the pod the ReplicaSet
- * ranking picks with deletion costs (not the newest), drained through GET /drain on its admin port.
+ * ranking picks with deletion costs (not the newest; placement keys weigh in), drained through GET /drain on its admin port.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -127,6 +127,45 @@ test('local workload: min nodes at start, scale-out on load, scale-in drains the
     assert.ok(events.some((e) => e.kind === 'pod-removed' && e.podId === b!.name));
     assert.ok(events.some((e) => e.kind === 'pod-added' && e.podId === c.name));
     assert.ok(events.some((e) => e.kind === 'victim' && e.podId === b!.name));
+  } finally {
+    for (const conn of conns) conn.ws.terminate();
+    await scaler?.close();
+    await registry.close();
+  }
+});
+
+test('local workload with placement keys: the scale-in spares the pod whose rooms would move and removes the least disruptive one', async () => {
+  const registry = createMemoryRegistry();
+  const logs = captureLogs();
+  const conns: Conn[] = [];
+  let scaler: ScalerHandle | undefined;
+  try {
+    scaler = await start(localConfig(), { logger: logs.logger, registry, admin: false });
+    const workload = scaler.workload as LocalWorkload;
+    const [a, b] = workload.pods();
+    for (let i = 0; i < 4; i++) conns.push(await connect(a!.port));
+    for (let i = 0; i < 3; i++) conns.push(await connect(b!.port));
+    await registryShows(registry, { [a!.name]: 4, [b!.name]: 3 });
+    await scaler.tick();
+    const c = workload.pods().find((p) => p.name !== a!.name && p.name !== b!.name)!;
+    assert.ok(c, 'scaled out to 3');
+
+    // a: 3 connections; b: 1 connection but the owner of two rooms; c: 2 connections. 6 at 3 per pod: desired 2.
+    // By connections alone b would go; with SCALER_KEY_WEIGHT=10 it costs 1 + 2 × 10 = 21, so c (2) goes.
+    conns.shift()!.ws.close();
+    for (const conn of conns.splice(4, 2)) conn.ws.close();
+    conns.push(await connect(c.port), await connect(c.port));
+    await registry.claim('room-1', b!.name, 600_000);
+    await registry.claim('room-2', b!.name, 600_000);
+    await registryShows(registry, { [a!.name]: 3, [b!.name]: 1, [c.name]: 2 });
+    await scaler.tick();
+
+    assert.equal(workload.desiredReplicas, 2);
+    assert.deepEqual(Object.fromEntries(workload.pods().filter((p) => p.name !== c.name).map((p) => [p.name, p.deletionCost])), { [a!.name]: 3, [b!.name]: 21 });
+    assert.ok(logs.messages().some((m) => m.startsWith(`cordoned pod ${c.name} (2 connections)`)), 'the pod without keys was cordoned');
+    await waitFor(() => workload.pods().length === 2, 5000, 'c to be removed');
+    assert.deepEqual(workload.pods().map((p) => p.name).sort(), [a!.name, b!.name].sort());
+    assert.equal(await registry.ownerOf('room-1'), b!.name, 'the rooms never moved');
   } finally {
     for (const conn of conns) conn.ws.terminate();
     await scaler?.close();

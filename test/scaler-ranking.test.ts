@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compareForDeletion, parseDeletionCost, podsToDelete, rankForDeletion, type RankablePod } from '../scaler/ranking.js';
-import { changedCosts, costsFor, deletionCostFor, leastLoadedThreshold, observeVictims, podsRankedFirst } from '../scaler/deletion-cost.js';
+import { changedCosts, costsFor, deletionCostFor, disruption, leastLoadedThreshold, observeVictims, podsRankedFirst } from '../scaler/deletion-cost.js';
 import type { WorkloadPod } from '../scaler/workload/workload.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
@@ -87,6 +87,34 @@ test('costsFor: live connections, 0 without a live entry, terminating pods left 
   const pods = [wpod('a'), wpod('b'), wpod('c', { terminating: true })];
   const costs = costsFor(pods, new Map([['a', 120], ['c', 9]]));
   assert.deepEqual(Object.fromEntries(costs), { a: 120, b: 0 });
+});
+
+test('deletion cost with keys: connections + SCALER_KEY_WEIGHT × keys, by table', () => {
+  // [connections, keys, weight, cost]
+  const rows: Array<[number, number, number, number]> = [
+    [40, 0, 10, 40],
+    [40, 3, 10, 70],
+    [40, 3, 0, 40],
+    [0, 5, 10, 50],
+    [7, 2, 1000, 2007],
+    [-5, -2, 10, 0],
+    [2e9, 1e6, 1000, 2147483647],
+    [10, Number.NaN, 10, 10],
+  ];
+  for (const [c, k, w, want] of rows) assert.equal(deletionCostFor(c, k, w), want, `${c} connections, ${k} keys, weight ${w}`);
+  assert.equal(disruption(3, 2, 10), 23);
+});
+
+test('costsFor with keys: a pod without a live entry is 0 whatever keys it is said to hold; the ReplicaSet ranking then removes the pod whose keys weigh least', () => {
+  const pods = [wpod('rooms'), wpod('plain'), wpod('silent'), wpod('gone', { terminating: true })];
+  const connections = new Map([['rooms', 10], ['plain', 25], ['gone', 3]]);
+  const keys = new Map([['rooms', 4], ['silent', 9]]);
+  const costs = costsFor(pods, connections, keys, 10);
+  assert.deepEqual(Object.fromEntries(costs), { rooms: 50, plain: 25, silent: 0 });
+  const ranked = podsToDelete(pods.filter((p) => !p.terminating && p.name !== 'silent').map((p) => ({ ...p, deletionCost: costs.get(p.name)! })), 1, { now: NOW });
+  assert.deepEqual(ranked.map((p) => p.name), ['plain'], 'fewer connections, but 4 rooms would move at once');
+  const connectionsOnly = costsFor(pods, connections, keys, 0);
+  assert.deepEqual(Object.fromEntries(connectionsOnly), { rooms: 10, plain: 25, silent: 0 }, 'SCALER_KEY_WEIGHT=0: connections alone');
 });
 
 test('changedCosts writes only pods whose annotation differs', () => {
