@@ -6,7 +6,11 @@
  *
  * Retry rules:
  * - `{"type":"reconnect","retryAfterMs"}` then close 1012 → re-assign after retryAfterMs plus jitter.
- * - connect answered `404 pod_not_found` or `503 pod_draining` → re-assign at once (small jitter).
+ * - connect answered `404 pod_not_found`, `503 pod_draining` or `409 key_moved` (another pod owns the key now)
+ *   → re-assign at once (small jitter).
+ *
+ * With `key` (a room, a document, a match), every assign asks for that key's pod (`/ws/assign?key=`) and the
+ * connect URL the gateway answers carries it, so all clients of one key meet on one pod, also after a drain.
  * - anything else (network error, 5xx, unexpected close) → re-assign after capped exponential backoff with full jitter.
  */
 
@@ -46,7 +50,7 @@ export type ServerMessage =
 export type ClientState = 'idle' | 'assigning' | 'connecting' | 'open' | 'waiting' | 'stopped';
 
 /** Why the client is about to re-assign. */
-export type RetryCause = 'reconnect_notice' | 'pod_not_found' | 'pod_draining' | 'no_pods_available' | 'assign_failed' | 'connect_failed' | 'closed';
+export type RetryCause = 'reconnect_notice' | 'pod_not_found' | 'pod_draining' | 'key_moved' | 'no_pods_available' | 'assign_failed' | 'connect_failed' | 'closed';
 
 /** Event payloads the client emits. */
 export interface ClientEvents {
@@ -83,6 +87,8 @@ export interface EdgeClientOptions {
   requestTimeoutMs?: number;
   /** Query string appended to the pinned connect URL (e.g. `token=…`), without the `?`. */
   query?: string;
+  /** Placement key: 1–128 of `[A-Za-z0-9._:-]`; every client of one key gets the same pod. */
+  key?: string;
   /** Injected for tests; defaults to Math.random. */
   random?: () => number;
 }
@@ -96,6 +102,9 @@ export const CLIENT_DEFAULTS = {
   requestTimeoutMs: 5_000,
   assignPath: '/ws/assign',
 } as const;
+
+/** A placement key (the gateway's PLACEMENT_KEY, repeated here because this file imports nothing). */
+export const PLACEMENT_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** WebSocket close code a draining socket node uses (Service Restart). */
 export const CLOSE_SERVICE_RESTART = 1012;
@@ -113,11 +122,11 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
   return Math.round(ceiling * random());
 }
 
-/** Turn `http(s)://host[:port]` plus a pinned path into the `ws(s)://` URL. */
+/** Turn `http(s)://host[:port]` plus a pinned path (which may carry `?key=`) into the `ws(s)://` URL, `query` appended. */
 export function toWebSocketUrl(base: string, path: string, query?: string): string {
   const u = new URL(path, base);
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-  if (query) u.search = query;
+  if (query) u.search = u.search ? `${u.search.slice(1)}&${query}` : query;
   return u.toString();
 }
 
@@ -136,7 +145,7 @@ type Listener<K extends keyof ClientEvents> = (payload: ClientEvents[K]) => void
  * until `stop()`.
  */
 export class EdgeClient {
-  private readonly opts: Required<Omit<EdgeClientOptions, 'query' | 'fetch'>> & { query: string | undefined; fetch: FetchLike };
+  private readonly opts: Required<Omit<EdgeClientOptions, 'query' | 'fetch' | 'key'>> & { query: string | undefined; key: string | undefined; fetch: FetchLike };
   private readonly listeners = new Map<keyof ClientEvents, Set<(p: never) => void>>();
   private ws: WebSocketLike | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -156,6 +165,7 @@ export class EdgeClient {
     // Browsers throw "Illegal invocation" when fetch is called with another `this`.
     const f = options.fetch ?? globalFetch?.bind(globalThis);
     if (!f) throw new TypeError('EdgeClient: no fetch available; pass options.fetch');
+    if (options.key !== undefined && !PLACEMENT_KEY.test(options.key)) throw new TypeError('EdgeClient: options.key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" and "-"');
     if (typeof options.WebSocket !== 'function') throw new TypeError('EdgeClient: options.WebSocket must be a WebSocket constructor (the `ws` package in Node, window.WebSocket in a browser)');
     this.opts = {
       url: options.url,
@@ -168,6 +178,7 @@ export class EdgeClient {
       immediateJitterMs: options.immediateJitterMs ?? CLIENT_DEFAULTS.immediateJitterMs,
       requestTimeoutMs: options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs,
       query: options.query,
+      key: options.key,
       random: options.random ?? Math.random,
     };
     new URL(this.opts.url); // throws a clear TypeError on a bad base URL
@@ -284,7 +295,9 @@ export class EdgeClient {
     let status = 0;
     let body: unknown;
     try {
-      const res = await this.opts.fetch(new URL(CLIENT_DEFAULTS.assignPath, this.opts.url).toString(), { signal: abort.signal, headers: { accept: 'application/json' } });
+      const assignUrl = new URL(CLIENT_DEFAULTS.assignPath, this.opts.url);
+      if (this.opts.key !== undefined) assignUrl.searchParams.set('key', this.opts.key);
+      const res = await this.opts.fetch(assignUrl.toString(), { signal: abort.signal, headers: { accept: 'application/json' } });
       status = res.status;
       body = await res.json().catch(() => undefined);
     } catch (err) {
@@ -347,6 +360,7 @@ export class EdgeClient {
         this.stats.failures++;
         if (httpStatus === 404) this.immediate('pod_not_found');
         else if (httpStatus === 503) this.immediate('pod_draining');
+        else if (httpStatus === 409) this.immediate('key_moved');
         else this.backoff('connect_failed');
       } else {
         this.backoff('closed');
@@ -381,12 +395,12 @@ export class EdgeClient {
   }
 }
 
-/** CLI: `node --import tsx examples/client.ts --url http://127.0.0.1:8080` connects one client and logs what happens. */
+/** CLI: `node --import tsx examples/client.ts --url http://127.0.0.1:8080 [--key room-1]` connects one client and logs what happens. */
 async function main(): Promise<void> {
   const { parseArgs } = await import('node:util');
-  const { values } = parseArgs({ options: { url: { type: 'string', default: 'http://127.0.0.1:8080' }, ping: { type: 'string', default: '5000' } } });
+  const { values } = parseArgs({ options: { url: { type: 'string', default: 'http://127.0.0.1:8080' }, ping: { type: 'string', default: '5000' }, key: { type: 'string' } } });
   const { WebSocket } = await import('ws');
-  const client = new EdgeClient({ url: values.url!, WebSocket });
+  const client = new EdgeClient({ url: values.url!, WebSocket, ...(values.key !== undefined ? { key: values.key } : {}) });
   const log = (...a: unknown[]) => console.log(new Date().toISOString(), ...a);
   client.on('assign', (a) => log('assigned', a.podId, a.url));
   client.on('message', (m) => log('message', JSON.stringify(m)));

@@ -3,13 +3,14 @@
  * only on the surface that serves it (gateway/surface.ts). HEAD answers like GET and changes nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CONNECT_PREFIX, CONNECT_SUFFIX } from '../src/constants.js';
-import { edgeError } from '../src/errors.js';
+import { edgeError, type EdgeError } from '../src/errors.js';
 import { sendError, sendJson } from '../src/http.js';
+import { connectPath, parsePlacementKey } from '../src/placement-key.js';
 import { METRICS_CONTENT_TYPE } from '../src/metrics.js';
 import type { KeySummary, PodRecord } from '../src/registry/registry.js';
 import { API_EVENTS_LIMIT } from './constants.js';
 import type { GatewayContext } from './context.js';
+import { assignKey } from './keyed-assign.js';
 import { Answer } from './respond.js';
 import type { Route } from './routes.js';
 import { routeOn, type Surface } from './surface.js';
@@ -44,7 +45,7 @@ export async function handleRequest(ctx: GatewayContext, req: IncomingMessage, r
 }
 
 async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage, res: ServerResponse): Promise<number> {
-  const fail = (err: typeof Answer[keyof typeof Answer] | typeof Resolved[keyof typeof Resolved]) => {
+  const fail = (err: EdgeError) => {
     sendError(res, err);
     return err.status;
   };
@@ -83,11 +84,25 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
       res.end(STATUS_PAGE_HTML);
       return 200;
     case 'assign': {
+      const key = parsePlacementKey(route.query);
+      if (key.kind === 'invalid') return fail(Answer.INVALID_KEY);
       if (ctx.view.state() === 'unavailable') return fail(Resolved.REGISTRY_UNAVAILABLE);
-      // HEAD must not count as a handed-out assignment (that would skew the spread of real ones).
-      const pod = ctx.assigner.pick(ctx.view.live(), req.method !== HEAD);
+      // HEAD must not count as a handed-out assignment (that would skew the spread of real ones), nor claim a key.
+      if (key.kind === 'none') {
+        const pod = ctx.assigner.pick(ctx.view.live(), req.method !== HEAD);
+        if (!pod) return fail(Answer.NO_PODS);
+        sendJson(res, 200, { podId: pod.podId, url: connectPath(pod.podId) });
+        return 200;
+      }
+      let pod: PodRecord | undefined;
+      try {
+        pod = await assignKey(ctx, key.key, req.method !== HEAD);
+      } catch (err) {
+        ctx.logger.debug({ err }, 'keyed assign: registry failed');
+        return fail(REGISTRY_FAILED);
+      }
       if (!pod) return fail(Answer.NO_PODS);
-      sendJson(res, 200, { podId: pod.podId, url: `${CONNECT_PREFIX}${pod.podId}${CONNECT_SUFFIX}` });
+      sendJson(res, 200, { podId: pod.podId, url: connectPath(pod.podId, key.key), key: key.key });
       return 200;
     }
     case 'api_pods': {

@@ -24,6 +24,8 @@ export type AssignStrategy = 'spread' | 'pack';
 export interface Assigner {
   /** The pod to hand out (and count, unless `count` is false: HEAD), or undefined when no live pod is free of draining and cordon. */
   pick(pods: readonly PodRecord[], count?: boolean): PodRecord | undefined;
+  /** Count one assignment handed out to `pod` (what `pick` does unless told not to; a keyed assign counts its owner). */
+  count(pod: PodRecord, pods: readonly PodRecord[]): void;
   /** Current load estimate of a pod (heartbeat connections + handed out since). */
   load(pod: PodRecord): number;
 }
@@ -82,20 +84,24 @@ export function createAssigner(opts: AssignerOptions = {}): Assigner {
     return near;
   }
 
+  function count(chosen: PodRecord, pods: readonly PodRecord[]): void {
+    const h = handed.get(chosen.podId);
+    if (h && h.since === chosen.updatedAt) h.count++;
+    else handed.set(chosen.podId, { since: chosen.updatedAt, count: 1 });
+    if (handed.size > pods.length + PRUNE_SLACK) {
+      const ids = new Set(pods.map((p) => p.podId));
+      for (const id of handed.keys()) if (!ids.has(id)) handed.delete(id);
+    }
+  }
+
   return {
     load,
-    pick(pods, count = true) {
+    count,
+    pick(pods, counted = true) {
       const near = candidates(pods);
       if (near.length === 0) return undefined;
       const chosen = near[Math.floor(random() * near.length) % near.length]!;
-      if (!count) return chosen;
-      const h = handed.get(chosen.podId);
-      if (h && h.since === chosen.updatedAt) h.count++;
-      else handed.set(chosen.podId, { since: chosen.updatedAt, count: 1 });
-      if (handed.size > pods.length + PRUNE_SLACK) {
-        const ids = new Set(pods.map((p) => p.podId));
-        for (const id of handed.keys()) if (!ids.has(id)) handed.delete(id);
-      }
+      if (counted) count(chosen, pods);
       return chosen;
     },
   };

@@ -23,6 +23,8 @@ export interface GatewayContext {
   readonly maxConnections: number;
   /** GATEWAY_TRUSTED_PROXIES: peers whose forwarding headers are extended rather than replaced. */
   readonly trustedProxies: CidrMatcher;
+  /** GATEWAY_POD_CIDRS as a matcher; undefined when the list is empty (every address may be dialed). */
+  readonly podCidrs: CidrMatcher | undefined;
   /** Set by close(): readiness fails and new upgrades get 503 gateway_draining. */
   draining: boolean;
 }

@@ -100,7 +100,7 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
     logger.warn({ configured: config.gatewayMaxConnections, fdLimit: limit, maxConnections }, 'GATEWAY_MAX_CONNECTIONS lowered to fit the file descriptor limit (two per proxied connection)');
   }
   const proxy = (proxyRef = new UpgradeProxy({ upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxHeaderBytes: config.gatewayMaxHeaderBytes, metrics, logger }));
-  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, trustedProxies: createCidrMatcher(config.gatewayTrustedProxies), draining: false };
+  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, trustedProxies: createCidrMatcher(config.gatewayTrustedProxies), podCidrs: config.gatewayPodCidrs.length > 0 ? createCidrMatcher(config.gatewayPodCidrs) : undefined, draining: false };
   const single = deps.singlePort === true;
   const server = createGatewayServer(ctx, single ? 'combined' : 'client');
   const admin = single ? undefined : createGatewayServer(ctx, 'admin');

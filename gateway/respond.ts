@@ -10,6 +10,7 @@ const retryAfter = { headers: { [Header.RETRY_AFTER]: String(RETRY_AFTER_S) } };
 /** Shared, immutable answers of the gateway itself (resolver answers live in resolvers/resolver.ts). */
 export const Answer = {
   INVALID_POD_ID: edgeError('EDGE_ERR_INVALID_POD_ID'),
+  INVALID_KEY: edgeError('EDGE_ERR_INVALID_KEY'),
   BAD_QUERY: edgeError('EDGE_ERR_BAD_REQUEST', 'the query string may only contain visible ASCII characters'),
   NOT_WEBSOCKET: edgeError('EDGE_ERR_BAD_REQUEST', 'only WebSocket upgrades are proxied'),
   UPGRADE_ELSEWHERE: edgeError('EDGE_ERR_BAD_REQUEST', 'WebSocket upgrades are only accepted on /ws/<podId>/connect'),

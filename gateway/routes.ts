@@ -11,7 +11,7 @@ export type Route =
   | { kind: 'connect'; podId: string; query: string }
   | { kind: 'invalid_pod_id' }
   | { kind: 'bad_query' }
-  | { kind: 'assign' }
+  | { kind: 'assign'; query: string }
   | { kind: 'status_page' }
   | { kind: 'healthz' }
   | { kind: 'readyz' }
@@ -26,7 +26,6 @@ const MIN_CONNECT_LENGTH = CONNECT_PREFIX.length + CONNECT_SUFFIX.length;
 const SAFE_QUERY = /^[\x21-\x22\x24-\x7e]*$/;
 
 const FIXED = new Map<string, Route>([
-  [ASSIGN_PATH, { kind: 'assign' }],
   [GatewayPath.STATUS_PAGE, { kind: 'status_page' }],
   [GatewayPath.HEALTHZ, { kind: 'healthz' }],
   [GatewayPath.READYZ, { kind: 'readyz' }],
@@ -60,5 +59,6 @@ export function parseTarget(target: string | undefined): Route {
     if (query.length > 0 && !SAFE_QUERY.test(query)) return BAD_QUERY;
     return { kind: 'connect', podId, query };
   }
+  if (path === ASSIGN_PATH) return { kind: 'assign', query: pathEnd < end ? target.slice(pathEnd + 1, end) : '' };
   return FIXED.get(path) ?? NOT_FOUND;
 }

@@ -3,7 +3,7 @@
  * ADMIN_PORT, a registry heartbeat, and the paced drain of DESIGN.md.
  */
 import type { Config } from '../src/config.js';
-import { CloseCode } from '../src/constants.js';
+import { CloseCode, RECONNECT_REASON_KEY_MOVED } from '../src/constants.js';
 import { createMetricsRegistry, registerRegistryMetrics } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
 import { settledWithin, type PodRecord, type RegistryStatus } from '../src/registry/registry.js';
@@ -14,6 +14,7 @@ import { CloseReason } from './constants.js';
 import { retryAfterMs, runDrain, type DrainResult } from './drain.js';
 import { defaultHandler, loadHandler, normalizeHandler, type MessageHandler } from './handler.js';
 import { createHeartbeat, withTimeout, type Heartbeat } from './heartbeat.js';
+import { createKeyKeeper } from './keys.js';
 import { createSocketMetrics } from './metrics.js';
 import * as protocol from './protocol.js';
 import { createSocketServer } from './server.js';
@@ -75,10 +76,24 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   });
   metrics.drainTimeout.set(config.drainTimeoutMs / 1000);
 
-  const wsApp = createSocketServer({ config, podId, handler, logger, metrics, sessions, isDraining: () => state.draining });
+  const cordon = watchCordon({ registry, podId, maxNotReadyMs: config.socketNotReadyMaxMs, logger });
+  const keys = createKeyKeeper({
+    registry,
+    podId,
+    heartbeatMs: config.heartbeatMs,
+    graceMs: config.socketKeyGraceMs,
+    cordoned: () => cordon.cordoned(),
+    moved: (moved) => {
+      for (const session of moved) {
+        session.send(protocol.reconnect(retryAfterMs(), session.key, RECONNECT_REASON_KEY_MOVED));
+        session.close(CloseCode.SERVICE_RESTART, RECONNECT_REASON_KEY_MOVED);
+      }
+    },
+    logger,
+  });
+  const wsApp = createSocketServer({ config, podId, handler, logger, metrics, sessions, keys, isDraining: () => state.draining });
 
   let drainPromise: Promise<DrainResult> | undefined;
-  const cordon = watchCordon({ registry, podId, maxNotReadyMs: config.socketNotReadyMaxMs, logger });
   const admin = createAdminApp(
     { podId, connections, draining: () => state.draining, retiring: () => cordon.retiring(), cordoned: () => cordon.cordoned(), registryStatus: (): RegistryStatus => registry.status(), drain: () => drain() },
     metricsRegistry,
@@ -101,6 +116,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   } catch (err) {
     closeListenSockets();
     cordon.stop();
+    keys.stop();
     if (ownsRegistry) await registry.close();
     throw err;
   }
@@ -118,11 +134,15 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
     heartbeatMs: config.heartbeatMs,
   });
   const hb = (heartbeat = createHeartbeat({ registry, intervalMs: config.heartbeatMs, record, logger, metrics }));
-  const cordonTimer = setInterval(() => void cordon.refresh(), config.heartbeatMs);
+  // Cordon mark and key claims follow the heartbeat period (a claim lives 3 of them unless renewed).
+  const cordonTimer = setInterval(() => {
+    void cordon.refresh();
+    void keys.renew();
+  }, config.heartbeatMs);
   cordonTimer.unref();
 
   const notify = (session: Session) => {
-    session.send(protocol.reconnect(retryAfterMs()));
+    session.send(protocol.reconnect(retryAfterMs(), session.key));
     metrics.drainNotices.inc();
     session.close(CloseCode.SERVICE_RESTART, CloseReason.DRAINING);
   };
@@ -137,8 +157,9 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
       const open = sessions.size;
       logger.info({ connections: open, windowMs: config.drainWindowMs, timeoutMs: config.drainTimeoutMs }, 'drain started');
       void event('drain-start', `draining ${open} connections over ${config.drainWindowMs} ms`);
-      // Registry first, so reconnecting clients are not assigned back here.
+      // Registry first, so reconnecting clients are not assigned back here; then their keys are free to move.
       await hb.beat();
+      await keys.releaseAll();
       const result = await runDrain({
         targets: [...sessions],
         windowMs: config.drainWindowMs,
@@ -165,6 +186,7 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
       await hb.stop(); // no beat may land after the removal below
       clearInterval(cordonTimer);
       cordon.stop();
+      keys.stop();
       closeListenSockets();
       for (const session of [...sessions]) notify(session); // left over after a drain timeout
       try {

@@ -1,5 +1,5 @@
 /** The JSON messages of DESIGN.md ("WebSocket messages"), built as strings and parsed defensively. */
-import { ASSIGN_PATH, RECONNECT_REASON_DRAINING } from '../src/constants.js';
+import { ASSIGN_PATH, PLACEMENT_KEY_PARAM, RECONNECT_REASON_DRAINING } from '../src/constants.js';
 import { ERRORS, type ErrorName } from '../src/errors.js';
 
 /** A client message that parsed as a JSON object with a string `type`. */
@@ -34,6 +34,6 @@ export const echo = (data: unknown): string => JSON.stringify({ type: 'echo', da
 /** `{"type":"error","error","message"}` for a coded error. */
 export const error = (name: ErrorName, message?: string): string =>
   JSON.stringify({ type: 'error', error: ERRORS[name].code, message: message ?? ERRORS[name].message });
-/** `{"type":"reconnect","reason":"draining","retryAfterMs","assignUrl":"/ws/assign"}`. */
-export const reconnect = (retryAfterMs: number): string =>
-  JSON.stringify({ type: 'reconnect', reason: RECONNECT_REASON_DRAINING, retryAfterMs, assignUrl: ASSIGN_PATH });
+/** `{"type":"reconnect","reason":"draining","retryAfterMs","assignUrl":"/ws/assign"}`; a keyed session's `assignUrl` carries its key. */
+export const reconnect = (retryAfterMs: number, key?: string, reason: string = RECONNECT_REASON_DRAINING): string =>
+  JSON.stringify({ type: 'reconnect', reason, retryAfterMs, assignUrl: key === undefined ? ASSIGN_PATH : `${ASSIGN_PATH}?${PLACEMENT_KEY_PARAM}=${key}` });

@@ -18,7 +18,10 @@ import { writeReply } from './http.js';
 import type { SocketMetrics } from './metrics.js';
 import * as protocol from './protocol.js';
 import { Session, type SessionHost, type SessionOrigin, type UserData } from './session.js';
-import { placementKey, runUpgradeHook } from './upgrade.js';
+import { keyMovedReply } from './key-moved.js';
+import type { KeyKeeper } from './keys.js';
+import { runUpgradeHook, type HookOutcome, type HookRun } from './upgrade.js';
+import { parsePlacementKey } from '../src/placement-key.js';
 import { uWS, type HttpRequest, type HttpResponse, type TemplatedApp, type us_socket_context_t } from './uws.js';
 
 /** Options of createSocketServer. */
@@ -30,6 +33,8 @@ export interface SocketServerOptions {
   metrics: SocketMetrics;
   /** Filled with open sessions and emptied as they close (the node's connection count). */
   sessions: Set<Session>;
+  /** Keyed placement: admits a connect's key, and learns which keyed sessions open and close. */
+  keys: Pick<KeyKeeper, 'admit' | 'opened' | 'closed'>;
   /** Upgrades are refused with 503 node_draining while this is true. */
   isDraining(): boolean;
   newSessionId?: () => string;
@@ -39,7 +44,7 @@ const MS_PER_S = 1000;
 
 /** Build the uWS app of the WebSocket port (not listening yet). */
 export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
-  const { config, podId, handler, logger, metrics, sessions, isDraining } = opts;
+  const { config, podId, handler, logger, metrics, sessions, keys, isDraining } = opts;
   const newSessionId = opts.newSessionId ?? randomUUID;
   const maxPayload = config.socketMaxPayloadBytes;
   // The gateways: only their X-Forwarded-For is believed (src/forwarded.ts, the gateway's own rule).
@@ -97,41 +102,61 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
     origin: SessionOrigin;
   }
 
-  // The UpgradeAsync pattern: everything from req is copied now, the answer is written (corked) once the
-  // hook settled, and nothing is written after the client went away.
-  function upgradeAfterHook(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, hs: Handshake): void {
-    const headers: Record<string, string> = {};
-    req.forEach((name, value) => {
-      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
-    });
-    const run = runUpgradeHook(handler.onUpgrade!, { podId, headers, query: new URLSearchParams(hs.query), clientAddress: hs.origin.clientAddress, key: hs.origin.key }, config.socketUpgradeTimeoutMs);
+  const refuseKeyMoved = (res: HttpResponse, key: string, owner: string | undefined) => {
+    metrics.upgradesRejected.inc({ error: ERRORS.EDGE_ERR_KEY_MOVED.code });
+    writeReply(res, keyMovedReply(key, owner));
+  };
+
+  // The UpgradeAsync pattern: everything from req is copied now, the answer is written (corked) once the hook and
+  // the key check settled, and nothing is written after the client went away. The hook runs first, so that a
+  // client the application refuses neither claims a key nor learns its owner.
+  function upgradeAsync(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, hs: Handshake): void {
+    let run: HookRun | undefined;
+    if (handler.onUpgrade) {
+      const headers: Record<string, string> = {};
+      req.forEach((name, value) => {
+        headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+      });
+      run = runUpgradeHook(handler.onUpgrade, { podId, headers, query: new URLSearchParams(hs.query), clientAddress: hs.origin.clientAddress, key: hs.origin.key }, config.socketUpgradeTimeoutMs);
+    }
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
-      run.abort();
+      run?.abort();
       metrics.upgradesRejected.inc({ error: 'client_aborted' });
     });
-    void run.outcome.then((outcome) => {
-      if (aborted) return;
-      try {
-        if (outcome.kind === 'accept') {
-          // The node may have started draining while the hook ran.
-          if (isDraining()) {
-            refuseDraining(res);
+    const accepted: Promise<HookOutcome> = run ? run.outcome : Promise.resolve({ kind: 'accept', data: undefined });
+    void accepted
+      .then(async (outcome) => {
+        const key = hs.origin.key;
+        const verdict = outcome.kind === 'accept' && key !== undefined && !aborted ? await keys.admit(key) : undefined;
+        return { outcome, verdict };
+      })
+      .then(({ outcome, verdict }) => {
+        if (aborted) return;
+        try {
+          if (outcome.kind === 'accept') {
+            // The node may have started draining while the hook or the key check ran.
+            if (isDraining()) {
+              refuseDraining(res);
+              return;
+            }
+            if (verdict && !verdict.admit) {
+              refuseKeyMoved(res, hs.origin.key!, verdict.owner);
+              return;
+            }
+            const session = new Session(host, newSessionId(), { ...hs.origin, data: outcome.data });
+            res.cork(() => res.upgrade<UserData>({ session }, hs.key, hs.chosen, hs.extensions, context));
             return;
           }
-          const session = new Session(host, newSessionId(), { ...hs.origin, data: outcome.data });
-          res.cork(() => res.upgrade<UserData>({ session }, hs.key, hs.chosen, hs.extensions, context));
-          return;
+          if (outcome.kind === 'failed') logHandlerFailure({ err: outcome.err, clientAddress: hs.origin.clientAddress }, `onUpgrade failed: refused with ${outcome.reply.status}`);
+          else if (outcome.warning) logHandlerFailure({ clientAddress: hs.origin.clientAddress }, outcome.warning);
+          metrics.upgradesRejected.inc({ error: outcome.code });
+          writeReply(res, outcome.reply);
+        } catch (err) {
+          logger.error({ err }, 'upgrade answer failed');
         }
-        if (outcome.kind === 'failed') logHandlerFailure({ err: outcome.err, clientAddress: hs.origin.clientAddress }, `onUpgrade failed: refused with ${outcome.reply.status}`);
-        else if (outcome.warning) logHandlerFailure({ clientAddress: hs.origin.clientAddress }, outcome.warning);
-        metrics.upgradesRejected.inc({ error: outcome.code });
-        writeReply(res, outcome.reply);
-      } catch (err) {
-        logger.error({ err }, 'upgrade answer failed');
-      }
-    });
+      });
   }
 
   const app = uWS.App();
@@ -161,12 +186,17 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
         const query = req.getQuery() ?? '';
         const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
         const forwardedFor = req.getHeader(Header.FORWARDED_FOR);
-        const origin: SessionOrigin = { clientAddress: clientAddress(peer, forwardedFor === '' ? undefined : forwardedFor, trustedProxies), key: placementKey(query), data: undefined };
-        if (!handler.onUpgrade) {
+        const placement = parsePlacementKey(query);
+        if (placement.kind === 'invalid') {
+          refuse(res, 'EDGE_ERR_INVALID_KEY');
+          return;
+        }
+        const origin: SessionOrigin = { clientAddress: clientAddress(peer, forwardedFor === '' ? undefined : forwardedFor, trustedProxies), key: placement.kind === 'key' ? placement.key : undefined, data: undefined };
+        if (!handler.onUpgrade && origin.key === undefined) {
           res.upgrade<UserData>({ session: new Session(host, newSessionId(), origin) }, key, chosen, extensions, context);
           return;
         }
-        upgradeAfterHook(res, req, context, { key, chosen, extensions, query, origin });
+        upgradeAsync(res, req, context, { key, chosen, extensions, query, origin });
       } catch (err) {
         logger.error({ err }, 'upgrade failed');
         try {
@@ -180,6 +210,7 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
       const { session } = ws.getUserData();
       session.ws = ws;
       sessions.add(session);
+      keys.opened(session);
       metrics.connectionsOpened.inc();
       try {
         session.send(protocol.welcome(podId, session.sessionId));
@@ -221,6 +252,7 @@ export function createSocketServer(opts: SocketServerOptions): TemplatedApp {
       const { session } = ws.getUserData();
       session.ws = undefined;
       sessions.delete(session);
+      keys.closed(session);
       metrics.connectionsClosed.inc();
       invoke(session, handler.onClose, code);
     },

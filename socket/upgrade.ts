@@ -3,7 +3,7 @@
  * with session data, the application's 401/403/429 JSON refusal, or a 503 for a throw, a bad value or no
  * answer in time). uWS-free, so the rules are testable on their own; socket/server.ts does the uWS part.
  */
-import { Header, PLACEMENT_KEY, PLACEMENT_KEY_PARAM } from '../src/constants.js';
+import { Header } from '../src/constants.js';
 import { ERRORS, type ErrorName } from '../src/errors.js';
 import { errorReply, jsonReply, type Reply } from '../src/http.js';
 import { MAX_REFUSAL_MESSAGE_CHARS, MAX_RETRY_AFTER_S, REFUSAL_CODE } from './constants.js';
@@ -17,14 +17,6 @@ export type HookOutcome =
   | { kind: 'accept'; data: unknown }
   | { kind: 'refuse'; reply: Reply; code: string; warning?: string }
   | { kind: 'failed'; reply: Reply; code: string; err: unknown };
-
-/** `?key=` of a raw query string when it is a valid placement key, else undefined. */
-export function placementKey(query: string): string | undefined {
-  // Most connects carry no key: skip the parse.
-  if (!query.includes(`${PLACEMENT_KEY_PARAM}=`)) return undefined;
-  const key = new URLSearchParams(query).get(PLACEMENT_KEY_PARAM);
-  return key !== null && PLACEMENT_KEY.test(key) ? key : undefined;
-}
 
 const failed = (name: ErrorName, err: unknown): HookOutcome => ({ kind: 'failed', reply: errorReply(name), code: ERRORS[name].code, err });
 

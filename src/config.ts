@@ -49,6 +49,8 @@ export interface Config {
   socketHandler: string | undefined;
   socketUpgradeTimeoutMs: number;
   socketNotReadyMaxMs: number;
+  /** How long a socket node keeps a key's claim after the key's last session closed (a reconnect keeps the key here). */
+  socketKeyGraceMs: number;
   scalerLeaseName: string;
   scalerIntervalMs: number;
   scaleInStabilizationMs: number;
@@ -92,6 +94,7 @@ export const DEFAULTS = {
   SOCKET_IDLE_TIMEOUT_S: '120',
   SOCKET_NOT_READY_MAX_MS: '60000',
   SOCKET_UPGRADE_TIMEOUT_MS: '3000',
+  SOCKET_KEY_GRACE_MS: '5000',
   SCALER_LEASE_NAME: 'rtc-edge-scaler',
   SCALER_INTERVAL_MS: '5000',
   SCALE_IN_STABILIZATION_MS: '300000',
@@ -247,6 +250,7 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     socketHandler: read('SOCKET_HANDLER', nonEmpty),
     socketUpgradeTimeoutMs: read('SOCKET_UPGRADE_TIMEOUT_MS', int(1, 600_000)),
     socketNotReadyMaxMs: read('SOCKET_NOT_READY_MAX_MS', int(1000, 3_600_000)),
+    socketKeyGraceMs: read('SOCKET_KEY_GRACE_MS', int(0, 3_600_000)),
     scalerLeaseName: read('SCALER_LEASE_NAME', matching(DNS1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123 subdomain)')),
     scalerIntervalMs: read('SCALER_INTERVAL_MS', int(50, 3_600_000)),
     scaleInStabilizationMs: read('SCALE_IN_STABILIZATION_MS', int(0, 86_400_000)),

@@ -61,6 +61,8 @@ export const Header = {
 
 /** The reason carried by a drain `reconnect` notice. */
 export const RECONNECT_REASON_DRAINING = 'draining';
+/** The reason of a `reconnect` notice to the sessions of a key another pod claimed meanwhile (after a registry outage). */
+export const RECONNECT_REASON_KEY_MOVED = 'key_moved';
 
 /** A paced drain (socket node or gateway) never wakes more often than this (notices due in the same tick go out as one batch). */
 export const DRAIN_TICK_MS = 20;

@@ -116,6 +116,7 @@ test('pure helpers: backoff is capped and jittered, drain delay adds jitter to r
   assert.equal(reconnectDelay(Number.NaN, 0.5, () => 1), 0);
   assert.equal(toWebSocketUrl('http://127.0.0.1:8080', '/ws/p-1/connect'), 'ws://127.0.0.1:8080/ws/p-1/connect');
   assert.equal(toWebSocketUrl('https://edge.example.com/', '/ws/p-1/connect', 'token=a'), 'wss://edge.example.com/ws/p-1/connect?token=a');
+  assert.equal(toWebSocketUrl('http://127.0.0.1:8080', '/ws/p-1/connect?key=room:1', 'token=a'), 'ws://127.0.0.1:8080/ws/p-1/connect?key=room:1&token=a', "the assign's ?key= is kept");
   assert.equal(statusFromConnectError({ message: 'Unexpected server response: 404' }), 404);
   assert.equal(statusFromConnectError({ error: { message: 'Unexpected server response: 503' } }), 503);
   assert.equal(statusFromConnectError({ type: 'error' }), undefined);
@@ -125,6 +126,7 @@ test('pure helpers: backoff is capped and jittered, drain delay adds jitter to r
 test('constructor rejects a missing WebSocket constructor and a bad URL with a clear error', () => {
   assert.throws(() => new EdgeClient({ url: 'http://127.0.0.1:1', WebSocket: undefined as unknown as WebSocketConstructor }), /WebSocket constructor/);
   assert.throws(() => new EdgeClient({ url: 'not a url', WebSocket: WS }), TypeError);
+  for (const key of ['', 'a b', 'x'.repeat(129), 'room/1']) assert.throws(() => new EdgeClient({ url: 'http://127.0.0.1:1', WebSocket: WS, key }), /options\.key/, key);
 });
 
 test('assigns, connects to the pinned URL, gets the welcome and a pong', async () => {
