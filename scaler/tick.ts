@@ -7,7 +7,7 @@ import type { CordonMarks } from './cordon.js';
 import { planCordon, type CordonCandidate } from './cordon-plan.js';
 import { runScaleIn, scaleWithLogs, type ProtocolContext } from './deletion-cost.js';
 import type { RecordEvent } from './events.js';
-import { isLeadershipLost } from './leader.js';
+import { isLeadershipLost } from './leadership.js';
 import type { ScalerMetrics } from './metrics.js';
 import { decide, initialPolicyState, type PolicyConfig, type PolicyDecision, type PolicyInput, type RegistryHealth } from './policy.js';
 import type { VictimAccounting } from './victims.js';

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../src/config.js';
 import type { RegistryView } from '../view.js';
 import { createDnsResolver, type LookupFn } from './dns.js';
-import { createEndpointSliceResolver } from './endpointslices.js';
+import { lazyResolver } from './lazy.js';
 import { createRegistryResolver } from './registry.js';
 import { withPodCidrs } from './pod-cidrs.js';
 import type { Resolver } from './resolver.js';
@@ -36,14 +36,15 @@ function createBackend(config: Config, deps: ResolverDeps, logger: Logger): Reso
       if (!deps.view) throw new Error('the registry resolver needs a registry view');
       return createRegistryResolver(deps.view);
     case 'endpointslices':
-      return createEndpointSliceResolver({
+      // @kubernetes/client-node is most of an idle gateway's memory: only this resolver loads it.
+      return lazyResolver('endpointslices', async () => (await import('./endpointslices.js')).createEndpointSliceResolver({
         namespace: config.podNamespace,
         serviceName: config.socketServiceName,
         socketPort: config.socketPort,
         staleMs: config.gatewayRegistryStaleMs,
         logger,
         ...(deps.kubeConfig ? { kubeConfig: deps.kubeConfig } : {}),
-      });
+      }));
     case 'dns':
       return createDnsResolver({ template: config.gatewayDnsTemplate, timeoutMs: config.gatewayUpstreamTimeoutMs, logger, ...(deps.lookup ? { lookup: deps.lookup } : {}) });
   }
