@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** `rtc-edge <role>`: gateway, socket, scaler, dev (all in one process) or status. */
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
+import { WORKER_SLOT_ENV } from '../gateway/worker-messages.js';
 import { ConfigError, loadConfig, type Role } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import type { RoleHandle } from '../src/role.js';
@@ -79,13 +81,19 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel).child({ role });
+  const gatewayWorkers = role === 'gateway' && config.gatewayWorkers > 1;
+  const worker = gatewayWorkers && cluster.isWorker ? process.env[WORKER_SLOT_ENV] : undefined;
+  const logger = createLogger(config.logLevel).child(worker === undefined ? { role } : { role, worker: Number(worker) });
   // A stray rejection inside a library (a Redis or Kubernetes client callback) must not take down every
   // WebSocket this process holds: log it loudly instead of letting Node 20 exit.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled promise rejection (kept running)'));
   let handle: RoleHandle;
+  // A worker drains when the primary says so (or is gone), through the same stop path as a signal.
+  let requestStop: (signal: NodeJS.Signals) => void = () => undefined;
   try {
-    if (role === 'gateway') handle = await (await import('../gateway/index.js')).start(config, { logger });
+    if (gatewayWorkers && cluster.isPrimary) handle = await (await import('../gateway/workers.js')).startWorkers(config, { logger });
+    else if (gatewayWorkers) handle = await (await import('../gateway/worker.js')).startWorker(config, { logger }, () => requestStop('SIGTERM'));
+    else if (role === 'gateway') handle = await (await import('../gateway/index.js')).start(config, { logger });
     else if (role === 'socket') handle = await (await import('../socket/index.js')).start(config, { logger });
     else if (role === 'scaler') handle = await (await import('../scaler/index.js')).start(config, { logger });
     else handle = await (await import('./dev.js')).start(config, { logger });
@@ -113,7 +121,11 @@ async function main(argv: string[]): Promise<number> {
       );
     };
     process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    // Ctrl-C reaches a worker too, but the primary orders the drain of all of them as one.
+    process.on('SIGINT', worker === undefined ? stop : () => undefined);
+    requestStop = (signal) => {
+      if (!stopping) stop(signal);
+    };
   });
 }
 

@@ -71,10 +71,12 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
       return 200;
     case 'readyz':
       if (ctx.draining) return fail(Answer.GATEWAY_DRAINING);
-      sendJson(res, 200, { status: 'ready', registry: ctx.view.state(), proxied: ctx.proxy.active.size });
+      if (ctx.workers && !ctx.workers.allUp()) return fail(Answer.WORKER_DOWN);
+      // The primary proxies nothing itself: its answer has no `proxied` (the aggregated metrics have the total).
+      sendJson(res, 200, { status: 'ready', registry: ctx.view.state(), ...(ctx.workers?.primary ? {} : { proxied: ctx.proxy.active.size }) });
       return 200;
     case 'metrics': {
-      const text = await ctx.metrics.registry.metrics();
+      const text = await (ctx.workers?.primary ? ctx.workers.primary.metrics() : ctx.metrics.registry.metrics());
       res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'cache-control': 'no-store' });
       res.end(text);
       return 200;

@@ -38,3 +38,12 @@ export const PREINITIALIZED_UPGRADE_CODES = [101, 502, 503, 504] as const;
 /** Retry bounds of the EndpointSlice watch after an error (ms). */
 export const WATCH_RETRY_MIN_MS = 200;
 export const WATCH_RETRY_MAX_MS = 10_000;
+/** A dead gateway worker is restarted after a capped, jittered backoff (src/backoff.ts) between these bounds. */
+export const WORKER_RESTART_BASE_MS = 500;
+export const WORKER_RESTART_MAX_MS = 30_000;
+/** A worker that served this long before it died restarts from the shortest backoff again. */
+export const WORKER_STABLE_MS = 30_000;
+/** How long the primary waits for each worker's metrics before answering /metrics without them. */
+export const WORKER_METRICS_TIMEOUT_MS = 2000;
+/** After the drain order, a worker gets GATEWAY_DRAIN_MS plus this long to exit before it is killed. */
+export const WORKER_EXIT_GRACE_MS = 3 * CLOSE_GRACE_MS;

@@ -9,6 +9,14 @@ import type { UpgradeProxy } from './proxy.js';
 import type { Resolver } from './resolvers/resolver.js';
 import type { RegistryView } from './view.js';
 
+/** One of GATEWAY_WORKERS (> 1) as the worker sees its group: the primary tells it whether every worker is up. */
+export interface WorkerGroup {
+  /** True while every worker of the gateway is up: /readyz fails otherwise. */
+  allUp(): boolean;
+  /** Set in the primary, which serves the admin port: /metrics answers every process's metrics, aggregated. */
+  primary?: { metrics(): Promise<string> };
+}
+
 /** The running gateway's parts. */
 export interface GatewayContext {
   readonly config: Config;
@@ -25,6 +33,8 @@ export interface GatewayContext {
   readonly trustedProxies: CidrMatcher;
   /** GATEWAY_POD_CIDRS as a matcher; undefined when the list is empty (every address may be dialed). */
   readonly podCidrs: CidrMatcher | undefined;
+  /** Set when this gateway is one of GATEWAY_WORKERS > 1 processes. */
+  readonly workers?: WorkerGroup;
   /** Set by close(): readiness fails and new upgrades get 503 gateway_draining. */
   draining: boolean;
 }

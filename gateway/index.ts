@@ -8,12 +8,12 @@ import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createCidrMatcher } from '../src/cidr.js';
 import type { Config } from '../src/config.js';
-import { createMetricsRegistry, registerRegistryMetrics } from '../src/metrics.js';
+import { createMetricsRegistry, registerRegistryMetrics, type MetricsRegistry } from '../src/metrics.js';
 import { createRegistry } from '../src/registry/index.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { createAssigner } from './assign.js';
 import { API_PODS_KEYS_LISTED, FD_RESERVE, CLOSE_GRACE_MS } from './constants.js';
-import type { GatewayContext } from './context.js';
+import type { GatewayContext, WorkerGroup } from './context.js';
 import { createGatewayMetrics } from './metrics.js';
 import { UpgradeProxy } from './proxy.js';
 import { createResolver, withPodCidrs, type LookupFn, type Resolver } from './resolvers/index.js';
@@ -24,8 +24,10 @@ import { createRegistryView, VIEW_STATE_VALUE } from './view.js';
 export interface GatewayHandle extends RoleHandle {
   /** Bound client-facing port (config may say 0). */
   readonly port: number;
-  /** Bound admin port (`/metrics`, `/api/*`, the status page); equal to `port` when `singlePort`. */
+  /** Bound admin port (`/metrics`, `/api/*`, the status page); equal to `port` when `singlePort`; 0 in a worker (the primary serves it). */
   readonly adminPort: number;
+  /** This gateway's metrics (a worker hands them to the primary, which serves them aggregated). */
+  readonly metrics: MetricsRegistry;
   /** Proxied connections currently open. */
   connections(): number;
   /** Graceful stop: readiness 503, stop accepting, close proxied connections with 1001 paced over GATEWAY_DRAIN_MS. */
@@ -44,10 +46,12 @@ export interface GatewayDeps extends RoleDeps {
   singlePort?: boolean;
   /** Use this resolver instead of the one GATEWAY_RESOLVER names (tests inject hostile answers). */
   resolver?: Resolver;
+  /** Run as one of GATEWAY_WORKERS: the primary serves GATEWAY_ADMIN_PORT, and /readyz needs every worker up. */
+  worker?: WorkerGroup;
 }
 
 /** Listen on `port` (0 = any free port); resolves the bound port. */
-function listen(server: GatewayServer, port: number, host: string | undefined): Promise<number> {
+export function listen(server: GatewayServer, port: number, host: string | undefined): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -58,7 +62,7 @@ function listen(server: GatewayServer, port: number, host: string | undefined): 
 }
 
 /** Stop accepting and resolve once the server closed, or after CLOSE_GRACE_MS. */
-function stopServer(server: GatewayServer): Promise<void> {
+export function stopServer(server: GatewayServer): Promise<void> {
   if (!server.listening) return Promise.resolve();
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
@@ -100,10 +104,10 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
     logger.warn({ configured: config.gatewayMaxConnections, fdLimit: limit, maxConnections }, 'GATEWAY_MAX_CONNECTIONS lowered to fit the file descriptor limit (two per proxied connection)');
   }
   const proxy = (proxyRef = new UpgradeProxy({ upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxHeaderBytes: config.gatewayMaxHeaderBytes, metrics, logger }));
-  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, trustedProxies: createCidrMatcher(config.gatewayTrustedProxies), podCidrs: config.gatewayPodCidrs.length > 0 ? createCidrMatcher(config.gatewayPodCidrs) : undefined, draining: false };
+  const ctx: GatewayContext = { config, logger, registry, view, resolver, assigner: createAssigner({ strategy: config.gatewayAssignStrategy, targetConnections: config.socketTargetConnections }), proxy, metrics, maxConnections, trustedProxies: createCidrMatcher(config.gatewayTrustedProxies), podCidrs: config.gatewayPodCidrs.length > 0 ? createCidrMatcher(config.gatewayPodCidrs) : undefined, draining: false, ...(deps.worker ? { workers: deps.worker } : {}) };
   const single = deps.singlePort === true;
   const server = createGatewayServer(ctx, single ? 'combined' : 'client');
-  const admin = single ? undefined : createGatewayServer(ctx, 'admin');
+  const admin = single || deps.worker ? undefined : createGatewayServer(ctx, 'admin');
 
   const cleanup = async () => {
     view.close();
@@ -115,18 +119,20 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   try {
     await Promise.all([view.ready(), resolver.ready()]);
     port = await listen(server, config.gatewayPort, deps.host);
-    adminPort = admin ? await listen(admin, config.gatewayAdminPort, deps.host) : port;
+    adminPort = admin ? await listen(admin, config.gatewayAdminPort, deps.host) : single ? port : 0;
   } catch (err) {
     await stopServer(server);
     await cleanup();
     throw err;
   }
-  logger.info({ port, adminPort, resolver: resolver.kind, registry: registry.kind, maxConnections }, 'gateway listening');
+  // A worker's line is not the gateway's: the primary logs 'gateway listening' once every worker is up.
+  logger.info({ port, ...(adminPort ? { adminPort } : {}), resolver: resolver.kind, registry: registry.kind, maxConnections }, deps.worker ? 'gateway worker listening' : 'gateway listening');
 
   let closing: Promise<void> | undefined;
   return {
     port,
     adminPort,
+    metrics: metrics.registry,
     connections: () => proxy.active.size,
     close() {
       closing ??= (async () => {

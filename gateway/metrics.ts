@@ -33,7 +33,7 @@ export function createGatewayMetrics(registry: MetricsRegistry, registryState: (
   const bytes = new prom.Counter({ name: 'rtc_gateway_relayed_bytes_total', help: 'Bytes relayed through proxied connections, live ones included (client side, handshake included)', labelNames: ['direction'], registers: [registry], collect: countLiveBytes });
   const fd = new prom.Counter({ name: 'rtc_gateway_fd_exhausted_total', help: 'accept() or upstream connect() failures for lack of file descriptors (EMFILE/ENFILE)', labelNames: ['where'], registers: [registry] });
   const max = new prom.Gauge({ name: 'rtc_gateway_max_connections', help: 'Proxied connections this gateway accepts before it refuses with 503 (GATEWAY_MAX_CONNECTIONS, lowered to fit the descriptor limit)', registers: [registry] });
-  new prom.Gauge({ name: 'rtc_gateway_registry_state', help: 'Registry view: 0 fresh, 1 stale (serving the last known view), 2 unavailable (answering 503)', registers: [registry], collect() { this.set(registryState()); } });
+  new prom.Gauge({ name: 'rtc_gateway_registry_state', help: 'Registry view: 0 fresh, 1 stale (serving the last known view), 2 unavailable (answering 503)', registers: [registry], aggregator: 'max', collect() { this.set(registryState()); } });
 
   // labels() alone exports nothing: inc(0) makes the series exist at 0.
   const upgradeChildren = new Map<number, prom.Counter.Internal>(PREINITIALIZED_UPGRADE_CODES.map((code) => [code, upgrades.labels(String(code))]));

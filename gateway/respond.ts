@@ -28,6 +28,7 @@ export const Answer = {
   OVERLOADED: edgeError('EDGE_ERR_GATEWAY_OVERLOADED', undefined, retryAfter),
   GATEWAY_DRAINING: edgeError('EDGE_ERR_GATEWAY_DRAINING', undefined, retryAfter),
   NO_PODS: edgeError('EDGE_ERR_NO_PODS_AVAILABLE', undefined, retryAfter),
+  WORKER_DOWN: edgeError('EDGE_ERR_GATEWAY_WORKER_DOWN'),
 } as const;
 
 const rawCache = new WeakMap<EdgeError, Buffer>();

@@ -5,6 +5,7 @@ import { DNS1123_LABEL, DNS1123_SUBDOMAIN, DEFAULT_REDIS_PREFIX, POD_MAX_HEAD_BY
 import { parseRedisUrl, withRedisPassword } from './registry/redis-url.js';
 import { parseCidrList } from './cidr.js';
 import { redactUrl, scrub, urlSecrets } from './redact.js';
+import { availableCpus } from './cpus.js';
 
 export type Role = 'gateway' | 'socket' | 'scaler' | 'dev' | 'status';
 export type ResolverKind = 'registry' | 'endpointslices' | 'dns';
@@ -29,6 +30,8 @@ export interface Config {
   socketServiceName: string;
   gatewayUpstreamTimeoutMs: number;
   gatewayHandshakeTimeoutMs: number;
+  /** Gateway worker processes behind the one listen port (GATEWAY_WORKERS); 1 = the gateway is a single process. */
+  gatewayWorkers: number;
   gatewayMaxConnections: number;
   gatewayMaxHeaderBytes: number;
   gatewayDrainMs: number;
@@ -231,6 +234,8 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
     socketServiceName: read('SOCKET_SERVICE_NAME', matching(DNS1123_LABEL, 'a DNS-1123 label (a Service name)')),
     gatewayUpstreamTimeoutMs: read('GATEWAY_UPSTREAM_TIMEOUT_MS', int(1, 600_000)),
     gatewayHandshakeTimeoutMs: read('GATEWAY_HANDSHAKE_TIMEOUT_MS', int(100, 600_000)),
+    // Unset: the CPUs this process may use (cgroup quota included); `dev` is one process by design.
+    gatewayWorkers: read('GATEWAY_WORKERS', int(1, 256), () => (role === 'dev' ? 1 : availableCpus())),
     gatewayMaxConnections: read('GATEWAY_MAX_CONNECTIONS', int(1, 1_000_000)),
     gatewayMaxHeaderBytes: read('GATEWAY_MAX_HEADER_BYTES', int(1024, POD_MAX_HEAD_BYTES)),
     gatewayDrainMs: read('GATEWAY_DRAIN_MS', int(0, 3_600_000)),
@@ -274,6 +279,9 @@ export function loadConfig(env: Env = process.env, role: Role = 'gateway', overr
   }
   if (role === 'socket' && cfg.socketPort !== undefined && cfg.socketPort !== 0 && cfg.socketPort === cfg.adminPort) {
     problems.push(`SOCKET_PORT and ADMIN_PORT are both ${cfg.socketPort}: admin endpoints must not share the WebSocket port`);
+  }
+  if (role === 'dev' && cfg.gatewayWorkers !== undefined && cfg.gatewayWorkers > 1) {
+    problems.push(`GATEWAY_WORKERS=${cfg.gatewayWorkers}: rtc-edge dev runs every role in one process; gateway workers need the gateway role (rtc-edge gateway)`);
   }
   if (role === 'gateway' && cfg.gatewayPort !== undefined && cfg.gatewayPort !== 0 && cfg.gatewayPort === cfg.gatewayAdminPort) {
     problems.push(`GATEWAY_PORT and GATEWAY_ADMIN_PORT are both ${cfg.gatewayPort}: /metrics and /api/* must not share the client-facing port`);

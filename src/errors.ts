@@ -28,6 +28,7 @@ export const ERRORS = {
   EDGE_ERR_REQUEST_TIMEOUT: { status: 408, code: 'request_timeout', message: 'the request head was not received in time' },
   EDGE_ERR_GATEWAY_OVERLOADED: { status: 503, code: 'gateway_overloaded', message: 'the gateway is at its connection limit' },
   EDGE_ERR_GATEWAY_DRAINING: { status: 503, code: 'gateway_draining', message: 'the gateway is shutting down' },
+  EDGE_ERR_GATEWAY_WORKER_DOWN: { status: 503, code: 'gateway_worker_down', message: 'a gateway worker process is down or restarting (GATEWAY_WORKERS): not ready until every worker serves' },
   EDGE_ERR_REGISTRY_UNAVAILABLE: { status: 503, code: 'registry_unavailable', message: 'the pod registry has been unreachable for too long to route safely' },
   EDGE_ERR_NODE_DRAINING: { status: 503, code: 'node_draining', message: 'this socket node is draining and takes no new connections' },
   EDGE_ERR_UNAUTHORIZED: { status: 401, code: 'unauthorized', message: 'the application refused this connection: no valid credentials' },

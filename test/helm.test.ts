@@ -163,6 +163,13 @@ function containerEnv(objs: Obj[], c: any, podName: string): Record<string, stri
       const v = downward[e.valueFrom.fieldRef.fieldPath];
       assert.ok(v, `unexpected fieldRef ${e.valueFrom.fieldRef.fieldPath}`);
       env[e.name] = v;
+    } else if (e.valueFrom?.resourceFieldRef) {
+      // The downward API's rule for CPU: the container's limit divided by the divisor, rounded up.
+      const ref = e.valueFrom.resourceFieldRef;
+      assert.equal(ref.resource, 'limits.cpu', `unexpected resourceFieldRef ${ref.resource}`);
+      const limit = (c.resources?.limits?.cpu ?? assert.fail(`${e.name}: resourceFieldRef without a CPU limit`)) as string | number;
+      const cpus = (q: string | number) => (String(q).endsWith('m') ? Number(String(q).slice(0, -1)) / 1000 : Number(q));
+      env[e.name] = String(Math.ceil(cpus(limit) / cpus(ref.divisor ?? 1)));
     } else if (e.valueFrom?.secretKeyRef) {
       const ref = e.valueFrom.secretKeyRef;
       const secret = objs.find((o) => o.kind === 'Secret' && o.metadata.name === ref.name);
@@ -846,6 +853,17 @@ describe('helm chart helm/rtc-edge', () => {
     assert.equal(cidrs.status, 0, cidrs.stderr);
     const gw = container(one(cidrs.objects, 'Deployment', 'gateway'), 'gateway');
     assert.deepEqual(loadConfig(containerEnv(cidrs.objects, gw, 'rtc-edge-gateway-5d8f7c9b4-x2x7k'), 'gateway').gatewayPodCidrs, ['10.244.0.0/16', 'fd00:10:244::/56']);
+    // gateway.workers: GATEWAY_WORKERS from the CPU limit (rounded up, through the downward API), a value, or 1 without a limit.
+    const workers = (sets: string[]) => {
+      const r = render([], sets);
+      assert.equal(r.status, 0, r.stderr);
+      return loadConfig(containerEnv(r.objects, container(one(r.objects, 'Deployment', 'gateway'), 'gateway'), 'rtc-edge-gateway-5d8f7c9b4-x2x7k'), 'gateway').gatewayWorkers;
+    };
+    assert.equal(workers([]), 1, 'no CPU limit: one process, not one per node core');
+    assert.equal(workers(['gateway.resources.limits.cpu=1500m']), 2);
+    assert.equal(workers(['gateway.resources.limits.cpu=4']), 4);
+    assert.equal(workers(['gateway.workers=3', 'gateway.resources.limits.cpu=1']), 3);
+    assert.notEqual(render([], ['gateway.workers=0']).status, 0, 'the schema refuses 0 workers');
     // The socket node trusts the gateways' X-Forwarded-For: socket.trustedProxies, else the pod network of gateway.podCIDRs.
     const socketTrust = (objs: Obj[]) => loadConfig(containerEnv(objs, container(one(objs, 'Deployment', 'socket'), 'socket'), 'socket-5d8f7c9b4-x2x7k'), 'socket').socketTrustedProxies;
     assert.deepEqual(socketTrust(rendered.get('default values')!), [], 'trust no one by default');

@@ -22,7 +22,8 @@ export interface RoleProcess {
 
 /** Spawn `rtc-edge <name>` with `env` over this process's environment; resolves at the log line `ready`, rejects if it exits first. */
 export async function spawnRole(name: string, ready: string, env: Record<string, string>): Promise<RoleProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', name], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // One gateway process unless a test asks for workers (test/gateway-workers.test.ts): the others judge one process's behaviour.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', name], { env: { ...process.env, GATEWAY_WORKERS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = once(child, 'exit').then(([code]) => code as number | null);

@@ -1,0 +1,41 @@
+/**
+ * One gateway worker process (GATEWAY_WORKERS > 1, forked by gateway/workers.ts): a full gateway on the shared
+ * client-facing port, with its own descriptor budget, registry view and pub/sub. It answers the primary's metrics
+ * requests, follows its drain order, and drains by itself when the primary is gone.
+ */
+import type { Config } from '../src/config.js';
+import type { RoleDeps } from '../src/role.js';
+import { start, type GatewayHandle } from './index.js';
+import { isMessage, type DrainMessage, type GroupMessage, type MetricsReply, type MetricsRequest, type ToPrimary, type UpMessage } from './worker-messages.js';
+
+function send(message: ToPrimary): void {
+  // The channel closes when the primary dies; the 'disconnect' handler drains this worker then.
+  if (process.connected) process.send!(message);
+}
+
+/**
+ * Start this worker's gateway and wire it to the primary; `stop` is called when the primary orders the drain
+ * (SIGTERM reached it) or is gone, and must close the returned handle (the CLI's own stop path).
+ */
+export async function startWorker(config: Config, deps: RoleDeps, stop: () => void): Promise<GatewayHandle> {
+  let allUp = false;
+  let handle: GatewayHandle | undefined;
+  process.on('message', (m: unknown) => {
+    if (isMessage<GroupMessage>(m, 'rtc-edge:workers')) allUp = m.allUp;
+    else if (isMessage<DrainMessage>(m, 'rtc-edge:drain')) stop();
+    else if (isMessage<MetricsRequest>(m, 'rtc-edge:metrics?') && handle) {
+      const { id } = m;
+      handle.metrics.getMetricsAsJSON().then(
+        (metrics) => send({ type: 'rtc-edge:metrics', id, metrics } satisfies MetricsReply),
+        (err: unknown) => deps.logger.error({ err }, 'collecting metrics for the primary failed'),
+      );
+    }
+  });
+  process.on('disconnect', () => {
+    deps.logger.warn('the gateway primary process is gone: draining this worker');
+    stop();
+  });
+  handle = await start(config, { ...deps, worker: { allUp: () => allUp } });
+  send({ type: 'rtc-edge:worker-up', port: handle.port } satisfies UpMessage);
+  return handle;
+}
