@@ -94,7 +94,8 @@ async function roomsMeet(clients: Keyed[], keys: readonly string[], tag: string)
 async function startRedisStack(redis: RedisServer): Promise<Stack> {
   const env = { ...COMMON, REDIS_URL: redis.url, REDIS_PREFIX: 'keyed:', POD_IP: '127.0.0.1', LOG_LEVEL: 'info' };
   const nodes = await Promise.all([0, 1, 2].map((i) => spawnRole('socket', 'socket node listening', { ...env, POD_NAME: `socket-k${i}`, SOCKET_PORT: '0', ADMIN_PORT: '0' })));
-  const gateways = await Promise.all([0, 1, 2].map((i) => spawnRole('gateway', 'gateway listening', { ...env, POD_NAME: `gateway-k${i}`, GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0' })));
+  // One process per gateway (the claim race is between gateways; workers of one gateway race the same way).
+  const gateways = await Promise.all([0, 1, 2].map((i) => spawnRole('gateway', 'gateway listening', { ...env, POD_NAME: `gateway-k${i}`, GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', GATEWAY_WORKERS: '1' })));
   const procs = new Map<string, RoleProcess>(nodes.map((n, i) => [`socket-k${i}`, n]));
   const registry = createRedisRegistry({ url: redis.url, prefix: 'keyed:' });
   const stack: Stack = {
