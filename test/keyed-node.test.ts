@@ -1,11 +1,13 @@
 /**
  * Keyed placement around the edges, on two real socket nodes and a real gateway sharing one memory registry:
  * cordoned pods keep their keys but claim no new ones, HEAD claims nothing, and the sessions of a key another pod
- * took meanwhile are told to reconnect (reason `key_moved`).
+ * took meanwhile are told to reconnect (reason `key_moved`); and, on a real redis-server that goes away, a keyed
+ * connect is still admitted and the claim is settled when Redis is back.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMemoryRegistry } from '../src/registry/index.js';
+import { createMemoryRegistry, createRedisRegistry } from '../src/registry/index.js';
+import { startRedis } from './support/redis.js';
 import { Client, refusedUpgrade, startNode, waitFor, type TestNode } from './socket-support.js';
 import { startGateway, type TestGateway } from './support/upstream.js';
 
@@ -69,4 +71,22 @@ test('a key another pod took meanwhile: its sessions here get reconnect (key_mov
   assert.equal((await ws.closed).code, 1012);
   assert.equal(await registry.ownerOf('stolen'), b.node.podId);
   assert.equal((await assign('stolen')).podId, b.node.podId, 'the next assign meets the new owner');
+});
+
+test('a registry that fails never stops a keyed connect: admitted, and the renewal claims the key once Redis is back', async (t) => {
+  const redis = await startRedis();
+  const observer = createRedisRegistry({ url: redis.url, prefix: 'kn:' });
+  const n = await startNode({ HEARTBEAT_MS: HB, REDIS_URL: redis.url, REDIS_PREFIX: 'kn:' });
+  t.after(async () => {
+    await n.node.close();
+    await observer.close();
+    await redis.stop();
+  });
+  await redis.stop();
+  const ws = await Client.open(`${n.url}?key=outage-room`);
+  assert.equal((await ws.json()).podId, n.node.podId, 'admitted while Redis is down');
+  await redis.start();
+  await waitFor(async () => (await observer.ownerOf('outage-room')) === n.node.podId, 10_000);
+  assert.ok(n.lines.some((l) => String(l.msg).startsWith('keyed placement: registry claim failed')), 'the outage is logged');
+  await ws.end();
 });
