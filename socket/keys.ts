@@ -28,8 +28,6 @@ export interface KeyKeeper {
   renew(): Promise<void>;
   /** Drop every claim of this pod and stop renewing (drain): the keys move on their next assign. Never rejects. */
   releaseAll(): Promise<void>;
-  /** Keys with sessions here (or in their grace period). */
-  size(): number;
   /** Cancel the grace timers. */
   stop(): void;
 }
@@ -130,7 +128,6 @@ export function createKeyKeeper(opts: KeyKeeperOptions): KeyKeeper {
         logger.warn({ err }, 'keyed placement: claims not released; they expire after 3 heartbeats');
       }
     },
-    size: () => local.size,
     stop() {
       for (const entry of local.values()) clearTimeout(entry.grace);
     },
