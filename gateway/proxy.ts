@@ -38,6 +38,34 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 type LinkedSocket = net.Socket & { [LINK]?: Link };
 
+/**
+ * net.Socket's own slots for `onread` (set in its constructor; Node offers no way to give `onread` to a
+ * socket it accepted). Found by description on a probe socket; undefined on a Node without them, which
+ * then reads clients through the Readable path.
+ */
+const ONREAD_SLOTS = (() => {
+  const probe = new net.Socket();
+  const symbols = Object.getOwnPropertySymbols(probe);
+  probe.destroy();
+  const buffer = symbols.find((s) => s.description === 'kBuffer');
+  const callback = symbols.find((s) => s.description === 'kBufferCb');
+  return buffer && callback ? { buffer, callback } : undefined;
+})();
+
+/**
+ * Switch an accepted socket's reads to READ_BUFFER and `callback`, as `onread` does for a socket we
+ * create: no Readable push/emit and no buffer allocation per read. False when this Node cannot.
+ */
+function readIntoSharedBuffer(socket: net.Socket, callback: (this: LinkedSocket, nread: number, buf: Uint8Array) => boolean): boolean {
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Uint8Array) => void } })._handle;
+  if (!ONREAD_SLOTS || typeof handle?.useUserBuffer !== 'function') return false;
+  const slots = socket as unknown as Record<symbol, unknown>;
+  slots[ONREAD_SLOTS.buffer] = READ_BUFFER;
+  slots[ONREAD_SLOTS.callback] = callback;
+  handle.useUserBuffer(READ_BUFFER);
+  return true;
+}
+
 const enum Phase {
   /** Waiting for the pod's response head. */
   Handshake,
@@ -179,7 +207,11 @@ export class UpgradeProxy {
     if (head.length > 0) up.write(head);
     // Read the client from now on, so an abort during the pod's handshake is noticed at once (anything
     // it sends early simply follows its request head).
-    client.on('data', onClientData);
+    if (readIntoSharedBuffer(client, onClientRead)) {
+      // Bytes that arrived before the switch sit in the Readable buffer: they go first.
+      const early = client.readableLength > 0 ? (client.read() as Buffer | null) : null;
+      if (early) up.write(early);
+    } else client.on('data', onClientData);
     // The head reader paused it after the head (an 'upgrade' event's socket is merely not flowing yet).
     client.resume();
   }
@@ -277,6 +309,13 @@ function onClientData(this: LinkedSocket, chunk: Buffer): void {
   const link = this[LINK]!;
   if (link.clientShut) return; // after our 1001, or with the pod gone: nowhere to go
   if (!link.upstream.write(chunk)) this.pause();
+}
+
+function onClientRead(this: LinkedSocket, nread: number, buf: Uint8Array): boolean {
+  const chunk = Buffer.allocUnsafe(nread);
+  chunk.set(buf.subarray(0, nread));
+  onClientData.call(this, chunk);
+  return true;
 }
 
 function onUpstreamRead(this: LinkedSocket, nread: number, buf: Uint8Array): boolean {
