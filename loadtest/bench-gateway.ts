@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClientPool } from './client-pool.js';
-import { fdCount, gatewayProcesses, httpStatus, killAll, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, type Proc, type ProcSample } from './bench-procs.js';
+import { ensureBuilt, fdCount, gatewayProcesses, httpStatus, killAll, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, type Proc, type ProcSample } from './bench-procs.js';
 
 const POD_A = 'bench-pod';
 const POD_B = 'bench-pod-b';
@@ -274,6 +274,7 @@ async function main(): Promise<void> {
   }, BENCH_DEADLINE_MS);
   deadline.unref();
 
+  ensureBuilt();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-gateway-'));
   const { startRedis } = await import('../test/support/redis.js');
   const redis = await startRedis();

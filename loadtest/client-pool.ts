@@ -31,6 +31,8 @@ export interface StormReport {
   /** Clock of the first close each client saw, and of its reconnect (same order; NaN = never back). */
   goneAt: number[];
   backAt: number[];
+  /** Clock of each client's last successful assign. */
+  assignedAt: number[];
   /** Refusals by kind: `assign 503+retry-after`, `connect 503+retry-after`, or anything else (`connect closed`, `assign 500`…). */
   refusals: Record<string, number>;
   /** Waits that a `Retry-After` asked for and the client honoured. */
@@ -90,6 +92,7 @@ function runChild(): void {
         await refuse(`assign ${a.status}`, a.retryAfterS);
         continue;
       }
+      s.report.assignedAt[i] = now();
       const r = await openWs(op.connectPort, a.url);
       if ('conn' in r) {
         conns[i] = r.conn;
@@ -130,7 +133,7 @@ function runChild(): void {
       case 'storm-arm': {
         const agent = new http.Agent({ keepAlive: true, maxSockets: op.assignSockets });
         const n = conns.length;
-        storm = { report: { goneAt: new Array<number>(n).fill(NaN), backAt: new Array<number>(n).fill(NaN), refusals: {}, retryAfterHonoured: 0, notBack: 0 }, pending: n, waiters: [] };
+        storm = { report: { goneAt: new Array<number>(n).fill(NaN), backAt: new Array<number>(n).fill(NaN), assignedAt: new Array<number>(n).fill(NaN), refusals: {}, retryAfterHonoured: 0, notBack: 0 }, pending: n, waiters: [] };
         conns.forEach((c, i) => {
           c.onGone = () => void reconnect(i, op, agent);
         });
