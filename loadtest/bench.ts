@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs the socket, gateway and scaler benchmarks (each writes artifacts/bench-*.json),
+ * `npm run bench`: runs the socket, gateway, storm and scaler benchmarks (each writes artifacts/bench-*.json),
  * then writes BENCHMARKS.md — machine, date, every figure and its ratio to its anchor.
  * `npm run bench -- --report-only` re-renders BENCHMARKS.md from the existing artifacts.
  */
@@ -11,7 +11,7 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const artifact = (name: string) => path.join(root, 'artifacts', `bench-${name}.json`);
-const BENCHES = ['socket', 'gateway', 'scaler', 'k6'] as const;
+const BENCHES = ['socket', 'gateway', 'storm', 'scaler', 'k6'] as const;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -42,39 +42,46 @@ export function socketSection(s: Json): string[] {
   ];
 }
 
-/** Round-trip ratio to direct: the interleaved measurement when the run has one (same machine load for both). */
-function rttRatioOf(m: Json, direct: Json): number | undefined {
-  if (typeof m.rttRatio === 'number') return m.rttRatio;
-  const base = typeof m.directRttP50Us === 'number' ? m.directRttP50Us : direct.rttP50Us;
-  return typeof m.rttP50Us === 'number' && typeof base === 'number' && base > 0 ? m.rttP50Us / base : undefined;
-}
-const rttRatio = (m: Json, direct: Json): string => fmtRatio(rttRatioOf(m, direct));
-const fmtRatio = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)}×`);
-
-/** Gateway section: direct / gateway / nginx side by side. */
+/** Gateway section: the issue-15 targets, gateway beside nginx (one worker) from the same interleaved run. */
 export function gatewaySection(g: Json): string[] {
-  const r = g.results ?? {};
-  const out = [`### Gateway (medians of ${g.runs ?? 'n/a'} runs at ${g.connections ?? 'n/a'} connections, and one run at the descriptor limit)`, ''];
-  for (const [label, pick] of [
-    [`${g.connections ?? ''} connections`, (m: Json) => m?.median],
-    [`scale (${g.scale ?? ''} requested)`, (m: Json) => m?.scale],
-  ] as const) {
-    const d = pick(r.direct) ?? {};
-    const gw = pick(r.gateway) ?? {};
-    const ng = pick(r.nginx) ?? {};
-    out.push(
-      `**${label}** — connections held: direct ${d.connections ?? 'n/a'}, gateway ${gw.connections ?? 'n/a'}, nginx ${ng.connections ?? 'n/a'}`,
-      '',
-      '| figure | direct | rtc-edge gateway | nginx | gateway ratio | target |',
-      '|---|---|---|---|---|---|',
-      `| RSS per 1,000 idle proxied connections (MiB) | – | ${fmt(gw.rssPer1000MiB)} | ${fmt(ng.rssPer1000MiB)} | ${ratio(gw.rssPer1000MiB, ng.rssPer1000MiB)} of nginx | ≤ 10 MiB (half of nginx): ${verdict(typeof gw.rssPer1000MiB === 'number' ? gw.rssPer1000MiB <= 10 : undefined)} |`,
-      `| sequential round-trip p50 (µs; direct pings interleaved on the same pair) | ${fmt(gw.directRttP50Us ?? d.rttP50Us)} | ${fmt(gw.rttP50Us)} | ${fmt(ng.rttP50Us)} | ${rttRatio(gw, d)} of direct (nginx ${rttRatio(ng, d)}) | ≤ 1.3× direct: ${verdict(rttRatioOf(gw, d) === undefined ? undefined : rttRatioOf(gw, d)! <= 1.3)} |`,
-      `| CPU per upgrade handshake (µs) | – | ${fmt(gw.cpuPerHandshakeUs)} | ${fmt(ng.cpuPerHandshakeUs)} | ${ratio(gw.cpuPerHandshakeUs, ng.cpuPerHandshakeUs)} of nginx | ≤ 3×: ${verdict(typeof gw.cpuPerHandshakeUs === 'number' && typeof ng.cpuPerHandshakeUs === 'number' ? gw.cpuPerHandshakeUs / ng.cpuPerHandshakeUs <= 3 : undefined)} |`,
-      `| CPU per relayed round-trip (µs) | – | ${fmt(gw.cpuPerRoundTripUs)} | ${fmt(ng.cpuPerRoundTripUs)} | ${ratio(gw.cpuPerRoundTripUs, ng.cpuPerRoundTripUs)} of nginx | ≤ 1.5×: ${verdict(typeof gw.cpuPerRoundTripUs === 'number' && typeof ng.cpuPerRoundTripUs === 'number' ? gw.cpuPerRoundTripUs / ng.cpuPerRoundTripUs <= 1.5 : undefined)} |`,
-      '',
-    );
-    if (gw.overload) out.push(`Past the limit: ${gw.overload.attempted} more connections attempted, ${gw.overload.proxied} proxied, refusals ${JSON.stringify(gw.overload.refused)}, existing connections still working: ${gw.overload.proxyAlive}, /healthz ${gw.overload.healthz}.`, '');
+  const load = g.loadBefore && g.loadAfter ? ` Load average ${g.loadBefore.map((x: number) => x.toFixed(1)).join(' ')} → ${g.loadAfter.map((x: number) => x.toFixed(1)).join(' ')} on ${g.cpus} cores (shared with other work).` : '';
+  const out = [
+    `### Gateway against nginx (\`npm run bench:gateway\`: medians of ${g.runs ?? 'n/a'} runs at ${g.connections ?? 'n/a'} connections, one at ${g.atScale?.gateway?.connections ?? 'n/a'}, GATEWAY_WORKERS 2 vs 1 over ${g.handshakes ?? 'n/a'} handshakes)`,
+    '',
+    `Both proxies up at once, every phase alternating between them; nginx with one worker.${load}`,
+    '',
+    '| measure | gateway | nginx | figure | target | |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const t of (g.targets ?? []) as Json[]) {
+    const workers = String(t.measure).startsWith('handshakes per second');
+    const cells = workers ? [`${fmt(t.gateway, 0)}/s (2 workers)`, `${fmt(t.nginx, 0)}/s (1 worker)`] : [fmt(t.gateway, 1), fmt(t.nginx, 1)];
+    const figure = String(t.target).startsWith('≤ 10') || String(t.target).includes('nginx’s') ? fmt(t.value, 1) : `${fmt(t.value, 2)}×`;
+    out.push(`| ${t.measure} | ${cells[0]} | ${cells[1]} | ${figure} | ${t.target} | ${t.met === undefined ? `not measured${t.note ? `: ${t.note}` : ''}` : verdict(t.met)} |`);
   }
+  const m = g.median ?? {};
+  out.push('', `Round trips p50: gateway ${fmt(m.gateway?.rttP50Us)} µs (direct ${fmt(m.gateway?.directRttP50Us)}), nginx ${fmt(m.nginx?.rttP50Us)} µs (direct ${fmt(m.nginx?.directRttP50Us)}). Fresh RSS: gateway ${fmt(m.gateway?.baselineRssMiB)} MiB, nginx ${fmt(m.nginx?.baselineRssMiB)} MiB.`);
+  const o = g.atScale?.gateway?.overload;
+  if (o) out.push(`Past the descriptor limit: ${o.attempted} more attempted, ${o.proxied} proxied, refusals ${JSON.stringify(o.refused)}, existing connections still working: ${o.existingOk}, /healthz ${o.healthz}.`);
+  out.push('');
+  return out;
+}
+
+/** Reconnect storm section: one row per proxy. */
+export function stormSection(st: Json): string[] {
+  const load = st.loadBefore && st.loadAfter ? ` Load average ${st.loadBefore.map((x: number) => x.toFixed(1)).join(' ')} → ${st.loadAfter.map((x: number) => x.toFixed(1)).join(' ')} on ${st.cpus} cores (shared with other work).` : '';
+  const out = [
+    `### Reconnect storm (\`npm run bench:storm\`: ${st.connections ?? 'n/a'} connections, ${st.single ?? 'n/a'} for a single-process proxy; the pod closes all at once)`,
+    '',
+    `Every client re-assigns at the gateway and reconnects at once, honouring Retry-After; times from the drain request.${load}`,
+    '',
+    '| proxy | processes | back / established | last close seen (ms) | 99 % back (ms) | 100 % back (ms) | peak handshakes/s | refusals | refusals not 503 + Retry-After | RSS before → peak (MiB) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of (st.results ?? []) as Json[]) {
+    out.push(`| ${r.proxy} | ${r.processes} | ${r.back}/${r.established} | ${fmt(r.lastGoneMs, 0)} | ${fmt(r.to99Ms, 0)} | ${fmt(r.to100Ms, 0)} | ${fmt(r.peakHandshakesPerSecond, 0)} | ${JSON.stringify(r.refusals)} | ${r.badRefusals} | ${fmt(r.rssBeforeMiB, 0)} → ${fmt(r.peakRssMiB, 0)} |`);
+  }
+  out.push('');
   return out;
 }
 
@@ -164,6 +171,7 @@ export function render(data: Partial<Record<(typeof BENCHES)[number], Json>>, no
   ];
   if (data.socket) lines.push(...socketSection(data.socket));
   if (data.gateway) lines.push(...gatewaySection(data.gateway));
+  if (data.storm) lines.push(...stormSection(data.storm));
   if (data.scaler) lines.push(...scalerSection(data.scaler));
   if (data.k6) lines.push(...k6Section(data.k6));
   for (const b of BENCHES) if (!data[b]) lines.push(`_bench:${b}: no result (artifacts/bench-${b}.json missing)._`, '');
