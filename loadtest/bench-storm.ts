@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { ClientPool, type StormReport } from './client-pool.js';
 import { ensureBuilt, gatewayProcesses, killAll, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, stopChild, type Proc } from './bench-procs.js';
 
-const BENCH_DEADLINE_MS = 540_000;
+const BENCH_DEADLINE_MS = 900_000;
 const STORM_DEADLINE_MS = 90_000;
 const POOLS = 2;
 const OPEN_CONCURRENCY = 64;
@@ -94,7 +94,10 @@ async function storm(kind: ProxyKind, n: number, redisUrl: string, tmp: string, 
 
     const backs = reports.flatMap((r) => r.backAt).filter((x) => Number.isFinite(x)).map((x) => x - t0).sort((x, y) => x - y);
     const gone = reports.flatMap((r) => r.goneAt).filter((x) => Number.isFinite(x)).map((x) => x - t0);
-    const med = (xs: number[]) => xs.filter(Number.isFinite).sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? NaN;
+    const med = (xs: number[]) => {
+      const f = xs.filter(Number.isFinite).sort((x, y) => x - y);
+      return f.length > 0 ? f[Math.floor(f.length / 2)]! : NaN;
+    };
     const assignWait = med(reports.flatMap((r) => r.assignedAt.map((x, i) => x - r.goneAt[i]!)));
     const connectWait = med(reports.flatMap((r) => r.backAt.map((x, i) => x - r.assignedAt[i]!)));
     const refusals: Record<string, number> = {};

@@ -93,7 +93,9 @@ function runChild(): void {
         continue;
       }
       s.report.assignedAt[i] = now();
-      const r = await openWs(op.connectPort, a.url);
+      // No handshake timeout but the storm's deadline: a browser's WebSocket has none, and a client that gave
+      // up and retried would only add a second handshake to a proxy that is still working on the first.
+      const r = await openWs(op.connectPort, a.url, Math.max(1, op.deadlineMs - now()));
       if ('conn' in r) {
         conns[i] = r.conn;
         s.report.backAt[i] = now();
