@@ -1,8 +1,9 @@
 /**
- * Plain HTTP routes: /ws/assign, /api/pods, /api/events, /healthz, /readyz, /metrics, the status page, each
+ * Plain HTTP routes: /ws/assign, /api/pods, /api/keys/<key>, /api/events, /healthz, /readyz, /metrics, the status page, each
  * only on the surface that serves it (gateway/surface.ts). HEAD answers like GET and changes nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PLACEMENT_KEY } from '../src/constants.js';
 import { edgeError, type EdgeError } from '../src/errors.js';
 import { sendError, sendJson } from '../src/http.js';
 import { connectPath, parsePlacementKey } from '../src/placement-key.js';
@@ -30,6 +31,17 @@ const REGISTRY_FAILED = edgeError('EDGE_ERR_REGISTRY_UNAVAILABLE', 'the pod regi
  */
 function podJson(p: PodRecord, costs: Record<string, number> | undefined, keys: KeySummary | undefined) {
   return { podId: p.podId, ip: p.ip, port: p.port, adminPort: p.adminPort ?? null, connections: p.connections, draining: p.draining, cordoned: p.cordoned === true, updatedAt: p.updatedAt, startedAt: p.startedAt, deletionCost: costs?.[p.podId] ?? null, keyCount: keys?.count ?? 0, keys: keys?.keys ?? [] };
+}
+
+/** The placement key of an `/api/keys/<key>` segment, percent-decoded like `?key=`; undefined unless it is one. */
+function decodedKey(raw: string): string | undefined {
+  let key: string;
+  try {
+    key = decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+  return PLACEMENT_KEY.test(key) ? key : undefined;
 }
 
 /** Handle one plain (non-upgrade) request. Never throws: failures become JSON errors. */
@@ -123,6 +135,22 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
         decidedAt: decision ? decision.at : null,
         registry: ctx.view.state(),
       });
+      return 200;
+    }
+    case 'api_key': {
+      // One registry read per lookup (an operator's question, not a poll): the owner as the registry says now.
+      const key = decodedKey(route.key);
+      if (key === undefined) return fail(Answer.INVALID_KEY);
+      let owner: string | undefined;
+      try {
+        owner = await ctx.registry.ownerOf(key);
+      } catch {
+        return fail(REGISTRY_FAILED);
+      }
+      if (owner === undefined) return fail(Answer.KEY_NOT_FOUND);
+      const pod = ctx.view.get(owner);
+      // `pod` null: the owner has no live entry in this gateway's view (died; the next assign moves the key).
+      sendJson(res, 200, { key, podId: owner, url: connectPath(owner, key), pod: pod ? podJson(pod, ctx.view.decision()?.deletionCosts, ctx.view.keys(owner)) : null });
       return 200;
     }
     case 'api_events': {

@@ -8,6 +8,8 @@ export const GatewayPath = {
   METRICS: '/metrics',
   API_PODS: '/api/pods',
   API_EVENTS: '/api/events',
+  /** `/api/keys/<key>`: the owner of one placement key. */
+  API_KEYS_PREFIX: '/api/keys/',
 } as const;
 
 /** After the gateway ends its side of a socket (error answer, 1001 at shutdown), the peer has this long to close. */

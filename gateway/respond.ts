@@ -11,6 +11,7 @@ const retryAfter = { headers: { [Header.RETRY_AFTER]: String(RETRY_AFTER_S) } };
 export const Answer = {
   INVALID_POD_ID: edgeError('EDGE_ERR_INVALID_POD_ID'),
   INVALID_KEY: edgeError('EDGE_ERR_INVALID_KEY'),
+  KEY_NOT_FOUND: edgeError('EDGE_ERR_KEY_NOT_FOUND'),
   BAD_QUERY: edgeError('EDGE_ERR_BAD_REQUEST', 'the query string may only contain visible ASCII characters'),
   NOT_WEBSOCKET: edgeError('EDGE_ERR_BAD_REQUEST', 'only WebSocket upgrades are proxied'),
   UPGRADE_ELSEWHERE: edgeError('EDGE_ERR_BAD_REQUEST', 'WebSocket upgrades are only accepted on /ws/<podId>/connect'),

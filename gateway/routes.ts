@@ -18,6 +18,8 @@ export type Route =
   | { kind: 'metrics' }
   | { kind: 'api_pods' }
   | { kind: 'api_events' }
+  /** `/api/keys/<key>`, the key segment raw (the handler decodes and checks it). */
+  | { kind: 'api_key'; key: string }
   | { kind: 'not_found' };
 
 const MAX_LABEL = 63;
@@ -59,6 +61,7 @@ export function parseTarget(target: string | undefined): Route {
     if (query.length > 0 && !SAFE_QUERY.test(query)) return BAD_QUERY;
     return { kind: 'connect', podId, query };
   }
+  if (path.startsWith(GatewayPath.API_KEYS_PREFIX)) return { kind: 'api_key', key: path.slice(GatewayPath.API_KEYS_PREFIX.length) };
   if (path === ASSIGN_PATH) return { kind: 'assign', query: pathEnd < end ? target.slice(pathEnd + 1, end) : '' };
   return FIXED.get(path) ?? NOT_FOUND;
 }

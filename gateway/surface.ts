@@ -12,7 +12,7 @@ type Kind = Route['kind'];
 
 // invalid_pod_id and bad_query are answers about a connect route, so they belong where connect does.
 const CLIENT: ReadonlySet<Kind> = new Set<Kind>(['connect', 'invalid_pod_id', 'bad_query', 'assign', 'healthz', 'readyz', 'not_found']);
-const ADMIN: ReadonlySet<Kind> = new Set<Kind>(['status_page', 'metrics', 'api_pods', 'api_events', 'healthz', 'readyz', 'not_found']);
+const ADMIN: ReadonlySet<Kind> = new Set<Kind>(['status_page', 'metrics', 'api_pods', 'api_events', 'api_key', 'healthz', 'readyz', 'not_found']);
 const NOT_FOUND: Route = { kind: 'not_found' };
 
 /** True when `surface` serves routes of `kind`. */

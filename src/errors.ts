@@ -14,6 +14,7 @@ export const ERRORS = {
   EDGE_ERR_INVALID_POD_ID: { status: 400, code: 'invalid_pod_id', message: 'pod id must be a DNS-1123 label (a-z, 0-9, "-", at most 63 characters, alphanumeric at both ends)' },
   EDGE_ERR_INVALID_KEY: { status: 400, code: 'invalid_key', message: 'key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" and "-", given once' },
   EDGE_ERR_KEY_MOVED: { status: 409, code: 'key_moved', message: 'another socket pod owns this key: connect to the url given, or get a new assignment from /ws/assign?key=' },
+  EDGE_ERR_KEY_NOT_FOUND: { status: 404, code: 'key_not_found', message: 'no socket pod owns this key (none of its clients is connected, or its claim expired)' },
   EDGE_ERR_POD_NOT_FOUND: { status: 404, code: 'pod_not_found', message: 'no live socket pod with this id' },
   EDGE_ERR_POD_DRAINING: { status: 503, code: 'pod_draining', message: 'the socket pod is draining; get a new assignment from /ws/assign' },
   EDGE_ERR_NO_PODS_AVAILABLE: { status: 503, code: 'no_pods_available', message: 'no live socket pod that is not draining' },

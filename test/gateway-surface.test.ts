@@ -29,6 +29,14 @@ async function ask(base: string, path: string, method = 'GET'): Promise<{ status
   return { status: res.status, ...(error ? { error } : {}) };
 }
 
+/** Every command Redis executed so far (those run inside scripts included), except the INFO calls of `probe`; or only `name`. */
+async function commandsExecuted(probe: Redis, name?: string): Promise<number> {
+  const info = await probe.info('commandstats');
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info' && (name === undefined || m[1] === name)) n += Number(m[2]);
+  return n;
+}
+
 describe('client-facing and admin ports', () => {
   let up: WsUpstream;
   let gw: TestGateway;
@@ -54,7 +62,7 @@ describe('client-facing and admin ports', () => {
     assert.equal((await ask(gw.base, '/readyz')).status, 200);
     assert.equal((await ask(gw.base, '/ws/pod-a/connect')).error, 'upgrade_required');
     assert.equal((await ask(gw.base, '/ws/Pod_A/connect')).error, 'invalid_pod_id');
-    for (const path of ['/', '/metrics', '/api/pods', '/api/events', '/api/pods?x=1', '/index.html']) {
+    for (const path of ['/', '/metrics', '/api/pods', '/api/events', '/api/pods?x=1', '/api/keys/room-1', '/api/keys/', '/index.html']) {
       for (const method of ['GET', 'POST']) {
         const r = await ask(gw.base, path, method);
         assert.equal(r.status, 404, `${method} ${path}`);
@@ -166,13 +174,6 @@ describe('/api/pods reads the cached view', () => {
     await redis.stop();
   });
 
-  /** Every command Redis executed so far, except the INFO calls of this probe. */
-  async function commandsExecuted(): Promise<number> {
-    const info = await probe.info('commandstats');
-    let n = 0;
-    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') n += Number(m[2]);
-    return n;
-  }
 
   test('300 requests cost no Redis command, and the answer holds the pods and the decision', async () => {
     const first = (await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: { podId: string; keyCount: number; keys: string[] }[]; desiredReplicas: number; totalConnections: number };
@@ -182,13 +183,68 @@ describe('/api/pods reads the cached view', () => {
     assert.equal(first.pods[2]!.keys.length, API_PODS_KEYS_LISTED, `at most ${API_PODS_KEYS_LISTED} keys listed`);
     assert.equal(first.desiredReplicas, 5);
     assert.equal(first.totalConnections, 10);
-    const before = await commandsExecuted();
+    const before = await commandsExecuted(probe);
     const batch = async () => {
       for (let i = 0; i < 30; i++) assert.equal((await fetch(`${gw.admin}/api/pods`)).status, 200);
     };
     await Promise.all(Array.from({ length: 10 }, batch));
-    const spent = (await commandsExecuted()) - before;
+    const spent = (await commandsExecuted(probe)) - before;
     assert.equal(spent, 0, `${spent} Redis commands for 300 /api/pods requests`);
+  });
+});
+
+describe('/api/keys/<key>: the owner of one key', () => {
+  let redis: RedisServer;
+  let probe: Redis;
+  let gw: TestGateway;
+
+  before(async () => {
+    redis = await startRedis();
+    probe = new Redis(redis.url, { lazyConnect: false });
+    const writer = createRedisRegistry({ url: redis.url, prefix: 'lookup:' });
+    await settledWithin(writer, 5000);
+    await writer.heartbeat(pod('pod-a', 10_001, { connections: 4 }));
+    await writer.claim('room:1', 'pod-a', 600_000);
+    await writer.claim('room-2', 'pod-a', 600_000);
+    // An owner without a live entry: its pod died, the claim has not expired yet.
+    await writer.claim('orphan', 'pod-gone', 600_000);
+    await writer.close();
+    // A long heartbeat: the view's periodic sync does not fall inside the command counts.
+    gw = await startGateway({ HEARTBEAT_MS: '60000' }, { registry: createRedisRegistry({ url: redis.url, prefix: 'lookup:' }) });
+  });
+  after(async () => {
+    await gw.gateway.close();
+    await gw.registry.close();
+    probe.disconnect();
+    await redis.stop();
+  });
+
+  test('a claimed key: 200 with the owner, its pinned URL and its /api/pods row; percent-encoded like ?key=', async () => {
+    for (const path of ['/api/keys/room:1', '/api/keys/room%3A1', '/api/keys/room%3a1?x=1']) {
+      const res = await fetch(`${gw.admin}${path}`);
+      assert.equal(res.status, 200, path);
+      const body = (await res.json()) as { key: string; podId: string; url: string; pod: { podId: string; connections: number; keyCount: number; keys: string[] } | null };
+      assert.deepEqual({ ...body, pod: body.pod && { podId: body.pod.podId, connections: body.pod.connections, keyCount: body.pod.keyCount, keys: body.pod.keys } }, { key: 'room:1', podId: 'pod-a', url: '/ws/pod-a/connect?key=room:1', pod: { podId: 'pod-a', connections: 4, keyCount: 2, keys: ['room-2', 'room:1'] } }, path);
+    }
+    const orphan = (await (await fetch(`${gw.admin}/api/keys/orphan`)).json()) as { podId: string; pod: unknown };
+    assert.deepEqual(orphan, { key: 'orphan', podId: 'pod-gone', url: '/ws/pod-gone/connect?key=orphan', pod: null }, 'an owner that is not live: pod null');
+  });
+
+  test('no owner: 404 key_not_found; hostile keys: 400 invalid_key; one registry round trip per lookup, no command for an invalid key', async () => {
+    assert.deepEqual(await ask(gw.admin, '/api/keys/room-9'), { status: 404, error: 'key_not_found' });
+    const hostile = ['/api/keys/', `/api/keys/${'k'.repeat(129)}`, '/api/keys/a%2Fb', '/api/keys/a/b', '/api/keys/a%20b', '/api/keys/a+b', '/api/keys/%ZZ', '/api/keys/%00', '/api/keys/%C3%A9t%C3%A9', '/api/keys/%2E%2E%2Fetc', '/api/keys/room%2', `/api/keys/${'%41'.repeat(200)}`];
+    const before = await commandsExecuted(probe);
+    for (const path of hostile) assert.deepEqual(await ask(gw.admin, path), { status: 400, error: 'invalid_key' }, path);
+    assert.equal((await commandsExecuted(probe)) - before, 0, 'an invalid key never reaches the registry');
+    assert.equal((await ask(gw.admin, `/api/keys/${'k'.repeat(128)}`)).error, 'key_not_found', '128 characters is a key');
+    const start = await commandsExecuted(probe, 'eval');
+    for (let i = 0; i < 10; i++) assert.equal((await fetch(`${gw.admin}/api/keys/room-2`)).status, 200);
+    const spent = (await commandsExecuted(probe, 'eval')) - start;
+    assert.equal(spent, 10, `${spent} registry round trips (EVAL) for 10 lookups`);
+    const head = await fetch(`${gw.admin}/api/keys/room-2`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), '');
+    assert.equal((await ask(gw.admin, '/api/keys/room-2', 'POST')).status, 405);
   });
 });
 
