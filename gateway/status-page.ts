@@ -1,8 +1,9 @@
 /**
  * The gateway's live status page (`GET /`): one self-contained HTML document, no build step, vanilla JS.
  * It polls `/api/pods` and `/api/events` every second, charts total connections, pod count and the connections
- * still on cordoned pods over the last five minutes, lists pods (cordoned ones and the planned victims marked)
- * and scaling/drain/cordon events, and can open a pinned test WebSocket from the browser.
+ * still on cordoned pods over the last five minutes, lists pods (cordoned ones and the planned victims marked,
+ * the placement keys each owns) and scaling/drain/cordon events, looks up a key's owner (`/api/keys/<key>`),
+ * and can open a pinned test WebSocket from the browser.
  * Every value from the API is written with textContent, never as HTML.
  */
 
@@ -53,6 +54,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   tr.draining td { color:var(--warn); }
   .badge.cordoned { background:#2a1f3d; color:var(--cord); } .badge.victim { background:#3a1618; color:var(--bad); margin-left:4px; }
   tr.cordoned td { color:var(--cord); } tr.cordoned .bar { background:var(--cord); }
+  tr.owner td { background:#0e2a3d; }
+  #key-form { display:flex; gap:8px; } #key-form input { flex:1; min-width:0; background:#0b1016; color:var(--fg); border:1px solid var(--line); border-radius:6px; padding:6px 8px; font:inherit; }
+  #key-result { margin-top:10px; min-height:1.4em; } #key-result.bad { color:var(--bad); } #key-result.none { color:var(--dim); }
   .empty { color:var(--dim); padding:12px 8px; }
   #events { list-style:none; margin:0; padding:0; max-height:420px; overflow:auto; }
   #events li { display:grid; grid-template-columns:70px 86px 1fr; gap:8px; padding:5px 0; border-bottom:1px solid var(--line); font-size:13px; }
@@ -90,12 +94,15 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <section>
     <h2>Pods</h2>
     <table>
-      <thead><tr><th>pod</th><th>address</th><th class="num">connections</th><th>state</th><th class="num" title="controller.kubernetes.io/pod-deletion-cost as the scaler last wrote it (just before a scale-in); lower is removed first">deletion cost</th><th class="num">age</th></tr></thead>
-      <tbody id="pods-body"><tr><td class="empty" colspan="6">loading…</td></tr></tbody>
+      <thead><tr><th>pod</th><th>address</th><th class="num">connections</th><th class="num" title="placement keys (rooms, documents, matches) this pod owns: moving one disrupts all of its clients at once">keys</th><th>state</th><th class="num" title="controller.kubernetes.io/pod-deletion-cost as the scaler last wrote it (just before a scale-in); lower is removed first">deletion cost</th><th class="num">age</th></tr></thead>
+      <tbody id="pods-body"><tr><td class="empty" colspan="7">loading…</td></tr></tbody>
     </table>
   </section>
   <section>
-    <h2>Test client</h2>
+    <h2>Look up a key</h2>
+    <form id="key-form"><input id="key-input" name="key" placeholder="room:42" maxlength="128" autocomplete="off" spellcheck="false" aria-label="placement key"><button type="submit">Find owner</button></form>
+    <div id="key-result" aria-live="polite"></div>
+    <h2 style="margin-top:16px">Test client</h2>
     <button id="connect-btn" type="button">Connect a test client</button>
     <button id="disconnect-btn" type="button" class="secondary" disabled>Disconnect</button>
     <span id="client-state">not connected</span>
@@ -114,6 +121,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   var HISTORY_MS = ${STATUS_PAGE_HISTORY_MS};
   var MIN_WINDOW_MS = 60000;
   var history = [];
+  var lookedUp = null; // { key, podId } of the last lookup that found an owner: its row is highlighted
   var $ = function (id) { return document.getElementById(id); };
 
   function el(tag, cls, text) {
@@ -154,6 +162,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     var pods = Array.isArray(data.pods) ? data.pods.slice() : [];
     pods.sort(function (a, b) { return (b.connections || 0) - (a.connections || 0) || String(a.podId).localeCompare(String(b.podId)); });
     var total = num(data.totalConnections);
+    var totalKeys = pods.reduce(function (s, p) { return s + (num(p.keyCount) || 0); }, 0);
     if (total === null) total = pods.reduce(function (s, p) { return s + (p.connections || 0); }, 0);
     var max = pods.reduce(function (m, p) { return Math.max(m, p.connections || 0); }, 0);
     var draining = pods.filter(function (p) { return p.draining; }).length;
@@ -163,11 +172,11 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     var body = $('pods-body');
     body.textContent = '';
     if (pods.length === 0) {
-      var tr0 = el('tr'); var td0 = el('td', 'empty', 'no live socket pods'); td0.colSpan = 6; tr0.appendChild(td0); body.appendChild(tr0);
+      var tr0 = el('tr'); var td0 = el('td', 'empty', 'no live socket pods'); td0.colSpan = 7; tr0.appendChild(td0); body.appendChild(tr0);
     }
     var now = Date.now();
     pods.forEach(function (p) {
-      var tr = el('tr', p.draining ? 'draining' : p.cordoned ? 'cordoned' : '');
+      var tr = el('tr', (p.draining ? 'draining' : p.cordoned ? 'cordoned' : '') + (lookedUp && lookedUp.podId === p.podId ? ' owner' : ''));
       tr.setAttribute('data-pod-id', String(p.podId));
       tr.appendChild(el('td', 'mono', p.podId));
       tr.appendChild(el('td', 'mono', host(p)));
@@ -175,6 +184,11 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       c.appendChild(el('span', 'conn', p.connections));
       var bar = el('span', 'bar'); bar.style.width = (max > 0 ? Math.round(60 * (p.connections || 0) / max) : 0) + 'px'; c.appendChild(bar);
       tr.appendChild(c);
+      var keyCount = num(p.keyCount);
+      var k = el('td', 'num keys', keyCount === null ? '–' : keyCount);
+      var listed = Array.isArray(p.keys) ? p.keys.map(String) : [];
+      if (listed.length) k.title = listed.join(', ') + (keyCount !== null && keyCount > listed.length ? ' … (' + (keyCount - listed.length) + ' more)' : '');
+      tr.appendChild(k);
       var state = p.draining ? 'draining' : p.cordoned ? 'cordoned' : 'serving';
       var st = el('td'); st.appendChild(el('span', 'badge ' + state, state));
       if (!p.draining && victims.indexOf(String(p.podId)) >= 0) {
@@ -195,7 +209,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     $('desired-hint').textContent = desired === null ? 'no scaler has reported yet' : reason;
     $('desired-hint').title = reason;
     $('total').textContent = String(total);
-    $('total-hint').textContent = pods.length ? 'avg ' + Math.round(total / pods.length) + ' per pod' : '';
+    $('total-hint').textContent = (pods.length ? 'avg ' + Math.round(total / pods.length) + ' per pod' : '') + (totalKeys ? ' · ' + totalKeys + ' keys' : '');
     var busiest = pods[0];
     $('busiest').textContent = busiest ? String(busiest.connections) : '–';
     $('busiest-hint').textContent = busiest ? String(busiest.podId) : '';
@@ -292,6 +306,37 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       var s = $('conn-state'); s.className = 'bad'; s.textContent = 'gateway unreachable: ' + err.message;
     }).then(function () { pollTimer = setTimeout(poll, POLL_MS); });
   }
+
+  // Key lookup: the server decides what a key is (400 invalid_key); the page only shows the answer.
+  function lookUpKey(ev) {
+    ev.preventDefault();
+    var key = $('key-input').value.trim();
+    var out = $('key-result');
+    out.className = ''; out.textContent = 'looking up…';
+    fetch('/api/keys/' + encodeURIComponent(key), { cache: 'no-store', headers: { accept: 'application/json' } }).then(function (r) {
+      return r.json().then(function (b) { return { status: r.status, body: b }; });
+    }).then(function (a) {
+      var b = a.body || {};
+      if (a.status === 200) {
+        lookedUp = { key: String(b.key), podId: String(b.podId) };
+        var p = b.pod;
+        var state = !p ? 'not live: the next assign moves it' : p.draining ? 'draining' : p.cordoned ? 'cordoned' : 'serving';
+        out.textContent = b.key + ' → ' + b.podId + ' (' + state + (p ? ', ' + p.connections + ' connections, ' + p.keyCount + ' keys' : '') + ')';
+        out.setAttribute('data-owner', String(b.podId));
+      } else {
+        lookedUp = null;
+        out.removeAttribute('data-owner');
+        out.className = b.error === 'key_not_found' ? 'none' : 'bad';
+        out.textContent = b.error === 'key_not_found' ? 'nobody owns ' + key + ' (no client of it is connected)' : (b.error || ('answered ' + a.status)) + ': ' + (b.message || '');
+      }
+      var rows = document.querySelectorAll('#pods-body tr[data-pod-id]');
+      for (var i = 0; i < rows.length; i++) rows[i].classList.toggle('owner', !!lookedUp && rows[i].getAttribute('data-pod-id') === lookedUp.podId);
+    }).catch(function (err) {
+      lookedUp = null;
+      out.className = 'bad'; out.textContent = 'lookup failed: ' + err.message;
+    });
+  }
+  $('key-form').addEventListener('submit', lookUpKey);
 
   // The test client: the same protocol as examples/client.ts, in a few lines of browser JS.
   var testWs = null, retryTimer = null, wanted = false;

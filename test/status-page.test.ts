@@ -1,8 +1,8 @@
 /**
  * The status page in a real headless Chromium (Debian `chromium` driven by playwright-core) against a running
  * `dev` stack: live pods, live update on scale-out, the browser test client, the reference client loaded
- * as a plain ES module in the page, and falling load: the cordoned pod and planned victim marked. Saves
- * artifacts/status-page.png.
+ * as a plain ES module in the page, and falling load: the cordoned pod and planned victim marked; keyed clients:
+ * keys per pod and a key lookup. Saves artifacts/status-page.png.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,7 +65,8 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
     assert.match((await page.locator('#conn-state').textContent()) ?? '', /^live · updated/);
     const firstRow = page.locator(`#pods-body tr[data-pod-id="${initial[0]}"] td`);
     assert.equal(await firstRow.nth(1).textContent(), (await fetch(`${dev.url}/api/pods`).then((r) => r.json()) as { pods: Array<{ podId: string; ip: string; port: number }> }).pods.filter((p) => p.podId === initial[0]).map((p) => `${p.ip}:${p.port}`)[0]);
-    assert.equal(await firstRow.nth(3).textContent(), 'serving');
+    assert.equal(await firstRow.nth(3).textContent(), '0', 'no keys yet');
+    assert.equal(await firstRow.nth(4).textContent(), 'serving');
 
     // Load from Node: 25 clients at 10 per pod → the scaler adds a pod and the page shows it without a reload.
     for (let i = 0; i < 25; i++) {
@@ -114,7 +115,7 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
     await page.waitForFunction(() => !!document.querySelector('#pods-body tr.cordoned .badge.victim') && !!document.querySelector('#events li[data-kind="cordon"]'), undefined, { timeout: UI_TIMEOUT_MS });
     const cordonedRow = page.locator('#pods-body tr.cordoned');
     assert.equal(await cordonedRow.count(), 1);
-    assert.equal(await cordonedRow.locator('td').nth(3).textContent(), 'cordonedplanned victim');
+    assert.equal(await cordonedRow.locator('td').nth(4).textContent(), 'cordonedplanned victim');
     const api = (await (await fetch(`${dev.url}/api/pods`)).json()) as { pods: Array<{ podId: string; cordoned: boolean }>; victims: string[] };
     const cordonedId = await cordonedRow.getAttribute('data-pod-id');
     assert.deepEqual(api.pods.filter((p) => p.cordoned).map((p) => p.podId), [cordonedId]);
@@ -128,6 +129,73 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     assert.ok(statSync(SCREENSHOT).size > 10_000, 'screenshot written');
     tc.diagnostic(`screenshot: ${SCREENSHOT}`);
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    for (const c of clients) c.stop();
+    await context?.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+    await dev.close();
+  }
+});
+
+test('status page in headless Chromium: keys per pod follow keyed clients, and a key lookup finds the owner', async () => {
+  const config = loadConfig({ GATEWAY_PORT: '0', SOCKET_TARGET_CONNECTIONS: '100', SCALER_INTERVAL_MS: '300', HEARTBEAT_MS: '200', SOCKET_KEY_GRACE_MS: '200', LOG_LEVEL: 'silent' }, 'dev');
+  const dev = await startDev(config, { logger: createLogger('silent'), host: '127.0.0.1', banner: () => {} });
+  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'rtc-edge-chromium-'));
+  const clients: EdgeClient[] = [];
+  let context: BrowserContext | undefined;
+  const keysShown = (page: Page) => page.locator('#pods-body td.keys').evaluateAll((tds) => tds.reduce((n, td) => n + (Number(td.textContent) || 0), 0));
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(`${dev.url}/`);
+    await page.waitForFunction(() => document.querySelectorAll('#pods-body tr[data-pod-id]').length === 2, undefined, { timeout: UI_TIMEOUT_MS });
+
+    // Three clients of room:1 and two of doc-7: two keys, each on one pod.
+    for (const key of ['room:1', 'room:1', 'room:1', 'doc-7', 'doc-7']) {
+      const c = new EdgeClient({ url: dev.url, WebSocket: WebSocket, key });
+      clients.push(c);
+      const w = c.once('welcome');
+      c.start();
+      await w;
+    }
+    await page.waitForFunction(() => document.getElementById('total')?.textContent === '5', undefined, { timeout: UI_TIMEOUT_MS });
+    const deadline = Date.now() + UI_TIMEOUT_MS;
+    while ((await keysShown(page)) !== 2 && Date.now() < deadline) await page.waitForTimeout(100);
+    assert.equal(await keysShown(page), 2, 'two keys in the keys column');
+    const api = (await (await fetch(`${dev.url}/api/pods`)).json()) as { pods: Array<{ podId: string; keyCount: number; keys: string[] }> };
+    for (const p of api.pods) assert.equal(await page.locator(`#pods-body tr[data-pod-id="${p.podId}"] td.keys`).textContent(), String(p.keyCount), p.podId);
+    const owner = (await (await fetch(`${dev.url}/api/keys/room:1`)).json()) as { podId: string };
+    assert.ok(api.pods.find((p) => p.podId === owner.podId)?.keys.includes('room:1'), 'the owner lists the key');
+    assert.match((await page.locator(`#pods-body tr[data-pod-id="${owner.podId}"] td.keys`).getAttribute('title')) ?? '', /room:1/);
+    assert.match((await page.locator('#total-hint').textContent()) ?? '', /2 keys/);
+
+    // Look the key up in the page: the owner is named and its row highlighted.
+    await page.fill('#key-input', 'room:1');
+    await page.click('#key-form button');
+    await page.waitForFunction(() => document.getElementById('key-result')?.hasAttribute('data-owner') === true, undefined, { timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.locator('#key-result').getAttribute('data-owner'), owner.podId);
+    assert.match((await page.locator('#key-result').textContent()) ?? '', new RegExp(`^room:1 → ${owner.podId} \\(serving, \\d+ connections, \\d+ keys\\)$`));
+    assert.deepEqual(await page.locator('#pods-body tr.owner').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-pod-id'))), [owner.podId]);
+    // The highlight survives the next poll's re-render.
+    await page.waitForTimeout(1_500);
+    assert.deepEqual(await page.locator('#pods-body tr.owner').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-pod-id'))), [owner.podId]);
+
+    await page.fill('#key-input', 'room:404');
+    await page.click('#key-form button');
+    await page.waitForFunction(() => /^nobody owns room:404/.test(document.getElementById('key-result')?.textContent ?? ''), undefined, { timeout: UI_TIMEOUT_MS });
+    assert.equal(await page.locator('#pods-body tr.owner').count(), 0, 'no highlight without an owner');
+    await page.fill('#key-input', 'no spaces/slashes');
+    await page.click('#key-form button');
+    await page.waitForFunction(() => /^invalid_key: /.test(document.getElementById('key-result')?.textContent ?? ''), undefined, { timeout: UI_TIMEOUT_MS });
+
+    // room:1's clients leave: after SOCKET_KEY_GRACE_MS its claim is released and the page counts one key.
+    for (const c of clients.splice(0, 3)) c.stop();
+    const gone = Date.now() + UI_TIMEOUT_MS;
+    while ((await keysShown(page)) !== 1 && Date.now() < gone) await page.waitForTimeout(100);
+    assert.equal(await keysShown(page), 1, 'the released key left the keys column');
     assert.deepEqual(pageErrors, []);
   } finally {
     for (const c of clients) c.stop();
