@@ -17,6 +17,8 @@ const CONNECTIONS = 12_000;
 const HOLDERS = 2;
 /** (20,000 − 100 reserved) ÷ 2: the most one gateway process can proxy under this machine's limit. */
 const ONE_PROCESS_MAX = 9_950;
+/** GATEWAY_DRAIN_MS: SIGTERM's 1001 closes are paced over this window, in every worker at once. */
+const DRAIN_MS = 2000;
 
 const started: { kill(): Promise<void> }[] = [];
 const holders: Holder[] = [];
@@ -51,7 +53,7 @@ test('2 gateway workers hold more than one process\'s descriptor limit; SIGKILL 
   redis = await startRedis();
   const node = await spawnRole('socket', 'socket node listening', { REDIS_URL: redis.url, SOCKET_PORT: '0', ADMIN_PORT: '0', POD_NAME: POD, POD_IP: '127.0.0.1', SOCKET_IDLE_TIMEOUT_S: '0', HEARTBEAT_MS: '500', LOG_LEVEL: 'info' });
   started.push(node);
-  const gw = await spawnRole('gateway', 'gateway listening', { REDIS_URL: redis.url, GATEWAY_WORKERS: '2', GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', HEARTBEAT_MS: '500', GATEWAY_DRAIN_MS: '0', LOG_LEVEL: 'info' });
+  const gw = await spawnRole('gateway', 'gateway listening', { REDIS_URL: redis.url, GATEWAY_WORKERS: '2', GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', HEARTBEAT_MS: '500', GATEWAY_DRAIN_MS: String(DRAIN_MS), LOG_LEVEL: 'info' });
   started.push(gw);
   const port = gw.log.port as number;
   const admin = `http://127.0.0.1:${gw.log.adminPort as number}`;
@@ -115,4 +117,27 @@ test('2 gateway workers hold more than one process\'s descriptor limit; SIGKILL 
   // The aggregated exposition is valid Prometheus text.
   const check = promtool(['check', 'metrics'], undefined, await (await fetch(`${admin}/metrics`)).text());
   assert.equal(check.status, 0, check.stdout + check.stderr);
+
+  // SIGTERM to the primary drains both workers as one: readiness fails at once, every connection gets 1001
+  // within the one GATEWAY_DRAIN_MS window, then every process exits 0.
+  const held = sum(await Promise.all(holders.map((h) => h.send({ cmd: 'status' }))), (s) => s.open);
+  const closedBefore = sum(await Promise.all(holders.map((h) => h.send({ cmd: 'status' }))), (s) => s.closeCodes['1001'] ?? 0);
+  const tTerm = Date.now();
+  gw.child.kill('SIGTERM');
+  await waitUntil('readiness failing during the drain', async () => ((await fetch(`${admin}/readyz`)).status === 503 ? true : undefined), DRAIN_MS);
+  assert.equal(await gw.exited, 0);
+  const drainedMs = Date.now() - tTerm;
+  const after = await waitUntil('every connection closed', async () => {
+    const a = await Promise.all(holders.map((h) => h.send({ cmd: 'status' })));
+    return sum(a, (s) => s.open) === 0 ? a : undefined;
+  }, 10_000);
+  // Each worker paces its 1001s over the window and destroys what is left at its deadline (a loaded machine
+  // may not get through all of them): every connection is accounted for by one or the other.
+  const stopped = gw.lines.filter((l) => l.msg === 'gateway stopped');
+  assert.equal(stopped.length, 2, 'each worker ran its paced shutdown');
+  const sent1001 = sum(after, (s) => s.closeCodes['1001'] ?? 0) - closedBefore;
+  const destroyed = stopped.reduce((n, l) => n + (l.destroyed as number), 0);
+  assert.ok(sent1001 > 0 && sent1001 + destroyed >= held, `${held} connections: ${sent1001} got 1001, ${destroyed} destroyed at the deadline`);
+  assert.ok(gw.lines.some((l) => l.msg === 'gateway stopped: every worker exited'));
+  assert.ok(drainedMs >= DRAIN_MS * 0.5, `the closes were paced over the window, not sent at once (${drainedMs} ms)`);
 });
