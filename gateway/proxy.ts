@@ -290,6 +290,13 @@ function shut(socket: net.Socket): void {
 function onEnd(this: LinkedSocket): void {
   const link = this[LINK];
   if (!link) return;
+  if (this === link.client && link.phase === Phase.Handshake) {
+    // A client's FIN before the 101 is an abort (it could never send a frame), as nginx's 499: without this the
+    // half-open pair waited for the pod until GATEWAY_UPSTREAM_TIMEOUT_MS, three descriptors per aborted client.
+    clientAborted(link);
+    endGracefully(link.client, undefined, CLOSE_GRACE_MS);
+    return;
+  }
   if (this === link.upstream && link.phase === Phase.Handshake) {
     failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CLOSED);
     return;
@@ -427,11 +434,8 @@ function onClientClose(this: LinkedSocket): void {
   if (!link) return;
   const proxy = link.proxy;
   const up = link.upstream;
-  if (link.phase === Phase.Handshake) {
-    proxy.pending--;
-    proxy.opts.metrics.upgrade(STATUS_CLIENT_CLOSED);
-    up.destroy();
-  } else if (link.phase === Phase.Relay) {
+  if (link.phase === Phase.Handshake) clientAborted(link);
+  else if (link.phase === Phase.Relay) {
     proxy.active.delete(link);
     proxy.opts.metrics.active(-1);
     countBytes(link);
@@ -447,6 +451,16 @@ function onClientClose(this: LinkedSocket): void {
   } else up.destroy();
   link.phase = Phase.Done;
   proxy.handshakes.disarm(link);
+}
+
+/** The client left before the pod's 101: count a 499 and drop the pod connection. */
+function clientAborted(link: Link): void {
+  const proxy = link.proxy;
+  link.phase = Phase.Done;
+  proxy.handshakes.disarm(link);
+  proxy.pending--;
+  proxy.opts.metrics.upgrade(STATUS_CLIENT_CLOSED);
+  link.upstream.destroy();
 }
 
 function countBytes(link: Link): void {

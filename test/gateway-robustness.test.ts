@@ -14,6 +14,11 @@ import {
 
 const PER_WAY = 5000;
 const CONCURRENCY = 500;
+/** The timeout a test is about; any other is LONG_MS. */
+const SHORT_MS = '100';
+const LONG_MS = '60000';
+/** The test pods re-register this often (their records say a 60 s heartbeat). */
+const BEAT_EVERY_MS = 10_000;
 
 /** Run `fn` `n` times, `CONCURRENCY` at a time. */
 async function many(n: number, fn: (i: number) => Promise<void>): Promise<void> {
@@ -56,29 +61,46 @@ describe('gateway robustness', () => {
     statuses.set(way, m);
   };
 
+  // Pods a test gateway routes to, heartbeated like real pods for as long as the file runs (minutes under load).
+  const pods: Array<[string, number]> = [];
+  let beats: NodeJS.Timeout | undefined;
+  const gateways: TestGateway[] = [];
+  const beatAll = () => Promise.all(gateways.flatMap((g) => pods.map(([id, p]) => g.registry.heartbeat(pod(id, p)))));
+  /** A gateway routing to every pod; timeouts are long unless a test is about them, so load cannot turn an answer into 504/408. */
+  async function gatewayFor(env: Record<string, string> = {}): Promise<TestGateway> {
+    const g = await startGateway({ GATEWAY_UPSTREAM_TIMEOUT_MS: LONG_MS, GATEWAY_HANDSHAKE_TIMEOUT_MS: LONG_MS, ...env });
+    gateways.push(g);
+    await beatAll();
+    return g;
+  }
+  async function closeGateway(g: TestGateway): Promise<void> {
+    gateways.splice(gateways.indexOf(g), 1);
+    await g.gateway.close();
+  }
+
   before(async () => {
     ws = await startWsUpstream({ hello: 'hi' });
     for (const b of ['hang', 'close', 'close-after-101', 'half-close-after-101', 'open-after-101'] as const) raw[b] = await startRawUpstream(b);
-    gw = await startGateway({ GATEWAY_UPSTREAM_TIMEOUT_MS: '100', GATEWAY_HANDSHAKE_TIMEOUT_MS: '100' });
     const dead = net.createServer().listen(0, '127.0.0.1');
     await once(dead, 'listening');
     const deadPort = (dead.address() as net.AddressInfo).port;
     await new Promise((r) => dead.close(r));
-    await gw.registry.heartbeat(pod('echo', ws.port));
-    await gw.registry.heartbeat(pod('refused', deadPort));
-    for (const [b, u] of Object.entries(raw)) await gw.registry.heartbeat(pod(b, u.port));
+    pods.push(['echo', ws.port], ['refused', deadPort], ...Object.entries(raw).map(([b, u]): [string, number] => [b, u.port]));
+    beats = setInterval(() => void beatAll(), BEAT_EVERY_MS);
+    gw = await gatewayFor();
     await new Promise((r) => setTimeout(r, 20));
     baseline = openFds();
   });
   after(async () => {
+    clearInterval(beats);
     await gw.gateway.close();
     await ws.close();
     for (const u of Object.values(raw)) await u.close();
   });
 
-  async function backToBaseline(way: string): Promise<void> {
+  async function backToBaseline(way: string, g: TestGateway = gw): Promise<void> {
     await waitFor(() => openFds() <= baseline, 10_000).catch(() => undefined);
-    assert.equal(gw.gateway.connections(), 0, `${way}: proxied connections left`);
+    assert.equal(g.gateway.connections(), 0, `${way}: proxied connections left`);
     const fds = openFds();
     assert.ok(fds <= baseline, `${way}: ${fds} descriptors open, baseline ${baseline}`);
   }
@@ -91,7 +113,11 @@ describe('gateway robustness', () => {
       if (i < half) s.write('GET /ws/echo/connect HTTP/1.1\r\nHost: x\r\nUpgr', () => s.destroy());
       else s.write(upgradeRequest('/ws/hang/connect'), () => setTimeout(() => s.destroy(), 5));
     }));
+    // The pod's answer never comes and its timeout is long: only the client's leaving can end these at once.
     await backToBaseline('client aborts');
+    // Those the gateway read a head from before the client left (on a loaded machine not all) are 499s.
+    const m = /^rtc_gateway_upgrades_total\{code="499",role="gateway"\} (\d+)$/m.exec(await (await fetch(`${gw.admin}/metrics`)).text());
+    assert.ok(m && Number(m[1]) > 0 && Number(m[1]) <= half, `499s: ${m?.[1]}`);
   });
 
   test(`upstream refuses (${PER_WAY} → 502)`, async () => {
@@ -140,7 +166,10 @@ describe('gateway robustness', () => {
   });
 
   test(`slow handshake (${PER_WAY}: half a slowloris client → 408, half a slow pod → 504)`, async () => {
-    await many(PER_WAY, (i) => client(port(), (s, head) => {
+    // Each timeout on its own gateway, the other one long: a loaded machine only makes an answer later, never another.
+    const slowClient = await gatewayFor({ GATEWAY_HANDSHAKE_TIMEOUT_MS: SHORT_MS });
+    const slowPod = await gatewayFor({ GATEWAY_UPSTREAM_TIMEOUT_MS: SHORT_MS });
+    await many(PER_WAY, (i) => client((i < half ? slowClient : slowPod).gateway.port, (s, head) => {
       head((st) => count('slow', st));
       s.resume();
       if (i < half) s.write('GET /ws/echo/connect HTTP/1.1\r\nHost: x\r\n');
@@ -149,13 +178,15 @@ describe('gateway robustness', () => {
     const m = statuses.get('slow')!;
     assert.equal(m.get(408), half, JSON.stringify([...m]));
     assert.equal(m.get(504), half, JSON.stringify([...m]));
+    for (const g of [slowClient, slowPod]) assert.equal(g.gateway.connections(), 0, 'slow handshake: proxied connections left');
+    await closeGateway(slowClient);
+    await closeGateway(slowPod);
     await backToBaseline('slow handshake');
   });
 
   test('out of descriptors: 503 on upstream connect, accept failures closed, existing connections keep working, recovers', async () => {
     // Its own gateway with default (long) handshake timeouts.
-    const gw2 = await startGateway();
-    await gw2.registry.heartbeat(pod('echo', ws.port));
+    const gw2 = await gatewayFor();
     await new Promise((r) => setTimeout(r, 20));
     const base2 = openFds();
     const port = () => gw2.gateway.port;
@@ -213,6 +244,6 @@ describe('gateway robustness', () => {
     assert.match(dText, /^HTTP\/1\.1 101 /);
     for (const s of [a, b, d]) s.destroy();
     await waitFor(() => openFds() <= base2 && gw2.gateway.connections() === 0, 10_000);
-    await gw2.gateway.close();
+    await closeGateway(gw2);
   });
 });
