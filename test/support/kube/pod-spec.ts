@@ -4,6 +4,7 @@
  * and the command that stands in for the container image.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CoreV1Api, V1Container, V1Pod } from '@kubernetes/client-node';
@@ -69,6 +70,24 @@ export function expandVars(value: string, vars: Readonly<Record<string, string>>
     name === undefined ? '$' : Object.hasOwn(vars, name) ? vars[name]! : whole);
 }
 
+/** A Kubernetes CPU quantity (`2`, `1.5`, `1500m`) in cores. */
+function cores(q: string | number): number {
+  const text = String(q);
+  return text.endsWith('m') ? Number(text.slice(0, -1)) / 1000 : Number(text);
+}
+
+/**
+ * The downward API's `resourceFieldRef` for CPU: the container's limit (or request), divided by the divisor and
+ * rounded up; without a limit the kubelet reports the node's allocatable CPUs, which here are this machine's.
+ */
+function cpuField(container: V1Container, resource: string, divisor: string | number | undefined): string {
+  const [kind, name] = resource.split('.');
+  if (name !== 'cpu' || (kind !== 'limits' && kind !== 'requests')) throw new Error(`resourceFieldRef ${resource} is not supported by the process kubelet`);
+  const set = (kind === 'limits' ? container.resources?.limits : container.resources?.requests)?.cpu;
+  const value = set === undefined ? (kind === 'limits' ? os.availableParallelism() : 0) : cores(set);
+  return String(Math.ceil(value / cores(divisor ?? 1)));
+}
+
 /** The container's environment as the manifest gives it (envFrom first, then env; env wins). Throws like CreateContainerConfigError. */
 export async function containerEnv(api: CoreV1Api, pod: V1Pod, container: V1Container, facts: PodFacts): Promise<Record<string, string>> {
   const namespace = pod.metadata!.namespace!;
@@ -111,6 +130,7 @@ export async function containerEnv(api: CoreV1Api, pod: V1Pod, container: V1Cont
     // A value may reference variables defined before it, as the real kubelet expands them.
     if (!ref) env[e.name] = expandVars(e.value ?? '', env);
     else if (ref.fieldRef) env[e.name] = field(ref.fieldRef.fieldPath);
+    else if (ref.resourceFieldRef) env[e.name] = cpuField(container, ref.resourceFieldRef.resource, ref.resourceFieldRef.divisor);
     else if (ref.configMapKeyRef) {
       const v = (await configMap(ref.configMapKeyRef.name!, ref.configMapKeyRef.optional))[ref.configMapKeyRef.key];
       if (v === undefined && !ref.configMapKeyRef.optional) throw new Error(`key "${ref.configMapKeyRef.key}" not found in configmap "${ref.configMapKeyRef.name}"`);
@@ -119,7 +139,7 @@ export async function containerEnv(api: CoreV1Api, pod: V1Pod, container: V1Cont
       const v = (await secret(ref.secretKeyRef.name!, ref.secretKeyRef.optional))[ref.secretKeyRef.key];
       if (v === undefined && !ref.secretKeyRef.optional) throw new Error(`key "${ref.secretKeyRef.key}" not found in secret "${ref.secretKeyRef.name}"`);
       if (v !== undefined) env[e.name] = v;
-    } else throw new Error(`env ${e.name}: only value, fieldRef, configMapKeyRef and secretKeyRef are supported`);
+    } else throw new Error(`env ${e.name}: only value, fieldRef, resourceFieldRef (cpu), configMapKeyRef and secretKeyRef are supported`);
   }
   return env;
 }
