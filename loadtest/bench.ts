@@ -57,7 +57,7 @@ export function gatewaySection(g: Json): string[] {
     const workers = String(t.measure).startsWith('handshakes per second');
     const cells = workers ? [`${fmt(t.gateway, 0)}/s (2 workers)`, `${fmt(t.nginx, 0)}/s (1 worker)`] : [fmt(t.gateway, 1), fmt(t.nginx, 1)];
     const figure = String(t.target).startsWith('≤ 10') || String(t.target).includes('nginx’s') ? fmt(t.value, 1) : `${fmt(t.value, 2)}×`;
-    out.push(`| ${t.measure} | ${cells[0]} | ${cells[1]} | ${figure} | ${t.target} | ${t.met === undefined ? `not measured${t.note ? `: ${t.note}` : ''}` : verdict(t.met)} |`);
+    out.push(`| ${t.measure} | ${cells[0]} | ${cells[1]} | ${figure} | ${t.target} | ${t.met === undefined ? 'not measured' : verdict(t.met)}${t.note ? ` (${t.note})` : ''} |`);
   }
   const m = g.median ?? {};
   out.push('', `Round trips p50: gateway ${fmt(m.gateway?.rttP50Us)} µs (direct ${fmt(m.gateway?.directRttP50Us)}), nginx ${fmt(m.nginx?.rttP50Us)} µs (direct ${fmt(m.nginx?.directRttP50Us)}). Fresh RSS: gateway ${fmt(m.gateway?.baselineRssMiB)} MiB, nginx ${fmt(m.nginx?.baselineRssMiB)} MiB.`);
