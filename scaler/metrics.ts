@@ -7,6 +7,7 @@ export interface ScalerMetrics {
   desiredReplicas: prom.Gauge;
   currentReplicas: prom.Gauge;
   totalConnections: prom.Gauge;
+  cordonedPods: prom.Gauge;
   isLeader: prom.Gauge;
   decisions: prom.Counter<'action' | 'reason'>;
   holds: prom.Counter<'reason'>;
@@ -30,6 +31,7 @@ export function createScalerMetrics(registry: MetricsRegistry): ScalerMetrics {
     desiredReplicas: new prom.Gauge({ name: 'rtc_scaler_desired_replicas', help: 'clamp(ceil(connections / SOCKET_TARGET_CONNECTIONS), min, max) at the last tick (leader only)', registers: [] }),
     currentReplicas: new prom.Gauge({ name: 'rtc_scaler_current_replicas', help: 'spec.replicas of the socket workload at the last tick (leader only)', registers: [] }),
     totalConnections: new prom.Gauge({ name: 'rtc_scaler_connections', help: 'connections over live registry entries at the last tick (leader only)', registers: [] }),
+    cordonedPods: new prom.Gauge({ name: 'rtc_scaler_cordoned_pods', help: 'socket pods carrying the cordon mark as of the last tick that wrote the marks (leader only)', registers: [] }),
     isLeader: new prom.Gauge({ name: 'rtc_scaler_leader', help: '1 while this replica holds the scaler Lease and acts', registers: r }),
     decisions: new prom.Counter({ name: 'rtc_scaler_decisions_total', help: 'policy decisions by action and reason (one per tick while leading)', labelNames: ['action', 'reason'], registers: r }),
     holds: new prom.Counter({ name: 'rtc_scaler_holds_total', help: 'ticks that held the replica count because data was missing or a change was blocked', labelNames: ['reason'], registers: r }),
@@ -41,9 +43,9 @@ export function createScalerMetrics(registry: MetricsRegistry): ScalerMetrics {
   };
 }
 
-/** Export the last-tick gauges (desired, current, connections) only while leading; a standby drops them and their values. */
+/** Export the last-tick gauges (desired, current, connections, cordoned) only while leading; a standby drops them and their values. */
 export function showTickGauges(m: ScalerMetrics, leading: boolean): void {
-  for (const g of [m.desiredReplicas, m.currentReplicas, m.totalConnections]) {
+  for (const g of [m.desiredReplicas, m.currentReplicas, m.totalConnections, m.cordonedPods]) {
     const name = (g as unknown as { name: string }).name;
     const shown = m.registry.getSingleMetric(name) !== undefined;
     if (leading && !shown) m.registry.registerMetric(g);

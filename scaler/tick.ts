@@ -161,7 +161,10 @@ export function createTicker({ registry, ctx, logger, metrics, cfg, victims, cla
     const plan = planCordon(decision, snap.replicas, candidates, cfg, marked);
     silentMarked = new Set(plan.cordoned.filter((n) => !live.has(n)));
     const why = decision.desired < snap.replicas ? `desired ${decision.desired} < ${snap.replicas} replicas` : `desired ${decision.desired} ≥ ${snap.replicas} replicas`;
-    if (health === 'ok' && ctx.stillLeader()) await cordon.apply(plan, connections, why, keys);
+    if (health === 'ok' && ctx.stillLeader()) {
+      await cordon.apply(plan, connections, why, keys);
+      metrics.cordonedPods.set(plan.cordoned.length);
+    }
 
     let replicas = snap.replicas;
     try {

@@ -378,7 +378,7 @@ describe('chart: monitors, rules and dashboard', () => {
     const panels = dash.panels.filter((p) => p.type !== 'row');
     const titled = (re: RegExp) => panels.filter((p) => re.test(p.title));
     for (const re of [/^Connections per socket pod$/, /^Assign rate by status$/, /^Connect rate by status$/, /^Handshake latency$/, /^Relayed bytes$/, /^Desired vs current replicas$/,
-      /^Scale-in victims \(honoured or not\)$/, /^Drains/, /^Registry state per gateway$/]) assert.equal(titled(re).length, 1, `a panel ${re}`);
+      /^Scale-in victims \(honoured or not\)$/, /^Drains/, /^Cordoned pods$/, /^Registry state per gateway$/]) assert.equal(titled(re).length, 1, `a panel ${re}`);
     // At a glance: the top row answers the scale-in questions without scrolling.
     const top = panels.filter((p) => p.gridPos.y < 5).map((p) => p.title);
     for (const re of [/Replicas/, /Draining/, /Victims/, /Registry/]) assert.ok(top.some((t) => re.test(t)), `top row has ${re}: ${top.join(', ')}`);

@@ -495,14 +495,18 @@ test('403 during leader election: the missing rule is logged once, and retries a
   }
 });
 
-test('a standby scaler exports no desired/current/connections gauges; the leader does, and drops them when it loses the Lease', async () => {
+test('a standby scaler exports no desired/current/connections/cordoned gauges; the leader does, and drops them when it loses the Lease', async () => {
   const env = await setup({ replicas: 2 });
-  const gauges = /^rtc_scaler_(desired_replicas|current_replicas|connections)\{/m;
+  const gauges = /^rtc_scaler_(desired_replicas|current_replicas|connections|cordoned_pods)\{/m;
+  const every = async (s: ScalerHandle) => {
+    const text = await s.metrics.registry.metrics();
+    for (const g of ['desired_replicas', 'current_replicas', 'connections', 'cordoned_pods']) assert.match(text, new RegExp(`^rtc_scaler_${g}\\{`, 'm'), `the leader exports rtc_scaler_${g}`);
+  };
   let b: ScalerHandle | undefined;
   try {
     await setLoad(env, 100);
     await env.scaler.tick();
-    assert.match(await env.scaler.metrics.registry.metrics(), gauges, 'the leader exports them');
+    await every(env.scaler);
     b = await start(scalerTestConfig({ podName: 'scaler-b' }), { logger: env.logs.logger, registry: env.registry, kubeConfig: env.fake.kubeConfig('scaler-b'), admin: false, ...FAST });
     await b.tick();
     assert.equal(b.isLeader(), false);
@@ -517,7 +521,7 @@ test('a standby scaler exports no desired/current/connections gauges; the leader
     await env.fake.waitFor(() => b!.isLeader() || env.scaler.isLeader(), 5000, 'a new leader');
     const leader = b.isLeader() ? b : env.scaler;
     await leader.tick();
-    assert.match(await leader.metrics.registry.metrics(), gauges);
+    await every(leader);
     assert.equal(await scalerMetric(leader, 'rtc_scaler_desired_replicas'), 2);
   } finally {
     await b?.close();

@@ -122,6 +122,9 @@ test('stabilization: no scale-in (and no annotation write) until desired stayed 
     const t0 = Date.now();
     await env.scaler.tick();
     assert.equal(env.scaler.lastDecision()?.reason, 'stabilizing');
+    const cordoned = (await env.registry.list()).filter((p) => p.cordoned).length;
+    assert.ok(cordoned > 0, 'the coming victims are cordoned while stabilizing');
+    assert.equal(await scalerMetric(env.scaler, 'rtc_scaler_cordoned_pods'), cordoned, 'the gauge counts the cordoned pods');
     while (Date.now() - t0 < 400) {
       await env.scaler.tick();
       await new Promise((r) => setTimeout(r, 50));
