@@ -31,7 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClientPool } from './client-pool.js';
-import { ensureBuilt, fdCount, gatewayProcesses, httpStatus, killAll, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, type Proc, type ProcSample } from './bench-procs.js';
+import { ensureBuilt, runBounded, fdCount, gatewayProcesses, httpStatus, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, type Proc, type ProcSample } from './bench-procs.js';
 
 const POD_A = 'bench-pod';
 const POD_B = 'bench-pod-b';
@@ -273,13 +273,6 @@ async function main(): Promise<void> {
   const profileDir = values.profile ? path.join(ROOT, 'artifacts', 'profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
 
-  const deadline = setTimeout(() => {
-    process.stderr.write('bench: deadline exceeded, stopping\n');
-    killAll();
-    process.exit(1);
-  }, BENCH_DEADLINE_MS);
-  deadline.unref();
-
   ensureBuilt();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-gateway-'));
   const { startRedis } = await import('../test/support/redis.js');
@@ -390,14 +383,6 @@ async function main(): Promise<void> {
   const out = path.join(ROOT, 'artifacts', 'bench-gateway.json');
   writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadBefore, loadAfter, runs, connections: n, scale, handshakes, median: { gateway: g, nginx: x }, runsOut, atScale, workerRuns, targets }, null, 2));
   process.stdout.write(`\nwrote ${path.relative(ROOT, out)}\n`);
-  clearTimeout(deadline);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
-    killAll();
-    process.exit(1);
-  },
-);
+runBounded(main, BENCH_DEADLINE_MS);

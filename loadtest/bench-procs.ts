@@ -274,3 +274,24 @@ export async function startNginx(tmp: string, pods: Record<string, number>, work
   await waitUntil('nginx', async () => (await httpStatus(`http://127.0.0.1:${port}/nothing`)) >= 400);
   return { child, pid: child.pid!, port, stop: () => stopChild(child, workers === 1 ? 'SIGKILL' : 'SIGTERM') };
 }
+
+/**
+ * Run a bench's `main` bounded by `deadlineMs`: past it, or on an error, every child is killed and the
+ * process exits 1; otherwise it exits 0 (client pools and sockets need no orderly wind-down).
+ */
+export function runBounded(main: () => Promise<void>, deadlineMs: number): void {
+  const deadline = setTimeout(() => {
+    process.stderr.write('bench: deadline exceeded, stopping\n');
+    killAll();
+    process.exit(1);
+  }, deadlineMs);
+  deadline.unref();
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
+      killAll();
+      process.exit(1);
+    },
+  );
+}

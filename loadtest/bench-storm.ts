@@ -22,7 +22,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ClientPool, type StormReport } from './client-pool.js';
-import { ensureBuilt, gatewayProcesses, killAll, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, stopChild, type Proc } from './bench-procs.js';
+import { ensureBuilt, runBounded, gatewayProcesses, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, stopChild, type Proc } from './bench-procs.js';
 
 const BENCH_DEADLINE_MS = 900_000;
 const STORM_DEADLINE_MS = 90_000;
@@ -148,13 +148,6 @@ async function main(): Promise<void> {
   const single = Math.min(n, Number(values.single ?? 9900));
   const kinds = (values.proxies ?? PROXIES.join(',')).split(',').map((s) => s.trim()) as ProxyKind[];
   for (const k of kinds) if (!PROXIES.includes(k)) throw new Error(`bench: unknown proxy ${k} (one of ${PROXIES.join(', ')})`);
-  const deadline = setTimeout(() => {
-    process.stderr.write('bench: deadline exceeded, stopping\n');
-    killAll();
-    process.exit(1);
-  }, BENCH_DEADLINE_MS);
-  deadline.unref();
-
   ensureBuilt();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-storm-'));
   const { startRedis } = await import('../test/support/redis.js');
@@ -181,14 +174,6 @@ async function main(): Promise<void> {
   const out = path.join(ROOT, 'artifacts', 'bench-storm.json');
   writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadBefore, loadAfter, connections: n, single, results }, null, 2));
   process.stdout.write(`wrote ${path.relative(ROOT, out)}\n`);
-  clearTimeout(deadline);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
-    killAll();
-    process.exit(1);
-  },
-);
+runBounded(main, BENCH_DEADLINE_MS);
