@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs the socket, gateway, storm and scaler benchmarks (each writes artifacts/bench-*.json),
+ * `npm run bench`: runs the socket, gateway, storm, scaler, k6 and keys benchmarks (each writes artifacts/bench-*.json),
  * then writes BENCHMARKS.md — machine, date, every figure and its ratio to its anchor.
  * `npm run bench -- --report-only` re-renders BENCHMARKS.md from the existing artifacts.
  */
@@ -11,7 +11,7 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const artifact = (name: string) => path.join(root, 'artifacts', `bench-${name}.json`);
-const BENCHES = ['socket', 'gateway', 'storm', 'scaler', 'k6'] as const;
+const BENCHES = ['socket', 'gateway', 'storm', 'scaler', 'k6', 'keys'] as const;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -103,6 +103,37 @@ export function scalerSection(s: Json): string[] {
   return out;
 }
 
+/** Keyed placement (bench:keys): assign latency with and without a key, Redis commands per keyed assign, drain settle. */
+export function keysSection(k: Json): string[] {
+  const lat = k.assign?.latencyUs ?? {};
+  const cmd = k.assign?.commands ?? {};
+  const d = k.drain ?? {};
+  const row = (name: string, kind: string) => `| ${name} | ${fmt(lat[kind]?.p50, 0)} | ${fmt(lat[kind]?.p99, 0)} | ${fmt(cmd[kind]?.evalPerAssign)} | ${fmt(cmd[kind]?.allPerAssign)} |`;
+  const load = Array.isArray(k.loadAverage) ? ` Load average ${fmt(k.loadAverage[0], 1)} on ${k.cpus} cores (shared with other work).` : '';
+  return [
+    `### Keyed placement (\`npm run bench:keys\`: one gateway, three socket nodes, a real redis-server; ${k.assign?.perKind ?? 'n/a'} assigns of each kind, interleaved)`,
+    '',
+    `Round trips = \`EVAL\` calls (the keyed path runs only scripts); "all" adds the commands run inside them, from INFO commandstats with the idle background (${fmt(Object.values((cmd.backgroundPerSecondByCommand ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0), 0)} commands/s: heartbeats, view syncs, renewals) subtracted.${load}`,
+    '',
+    '| assign | p50 (µs) | p99 (µs) | Redis round trips | Redis commands (all) |',
+    '|---|---|---|---|---|',
+    row('`/ws/assign` (no key)', 'plain'),
+    row('`/ws/assign?key=` of a live room (its owner answers)', 'existing'),
+    row('`/ws/assign?key=` of a new key (first claim)', 'fresh'),
+    '',
+    `**Drain**: ${d.clientsOnDrainedPod ?? 'n/a'} clients over ${d.keysOnDrainedPod ?? 'n/a'} keys on one pod, \`POST /drain\` with DRAIN_WINDOW_MS ${d.drainWindowMs ?? 'n/a'} (clients return after the notice's retryAfterMs with the reference client's jitter).`,
+    '',
+    '| figure | value |',
+    '|---|---|',
+    `| all keys settled on new owners, every client open there (ms after the drain began) | ${fmt(d.allSettledMs, 0)} |`,
+    `| per key: settled p50 / p99 (ms) | ${fmt(d.perKeySettleMs?.p50, 0)} / ${fmt(d.perKeySettleMs?.p99, 0)} |`,
+    `| per key: clients split over two pods, p50 / max (ms; notices are paced per client, not per key) | ${fmt(d.perKeySplitMs?.p50, 0)} / ${fmt(d.perKeySplitMs?.max, 0)} |`,
+    `| keys never settled / away from their registry owner | ${d.notSettled ?? 'n/a'} / ${d.keysNotWithTheirOwner ?? 'n/a'} |`,
+    `| new owners | ${Array.isArray(d.newOwners) ? d.newOwners.join(', ') : 'n/a'} |`,
+    '',
+  ];
+}
+
 /** The k6 scripts' figures (bench:k6, through the test-only k6 runtime), each with the command a user runs. */
 export function k6Section(k: Json): string[] {
   const st = k.storm ?? {};
@@ -174,6 +205,7 @@ export function render(data: Partial<Record<(typeof BENCHES)[number], Json>>, no
   if (data.storm) lines.push(...stormSection(data.storm));
   if (data.scaler) lines.push(...scalerSection(data.scaler));
   if (data.k6) lines.push(...k6Section(data.k6));
+  if (data.keys) lines.push(...keysSection(data.keys));
   for (const b of BENCHES) if (!data[b]) lines.push(`_bench:${b}: no result (artifacts/bench-${b}.json missing)._`, '');
   if (kube) lines.push(...kubeSection(kube));
   return lines.join('\n');
