@@ -11,7 +11,8 @@ const HELP = `Usage: rtc-edge <role> [options]
 
 Roles:
   gateway   HTTP gateway: /ws/<podId>/connect proxying, /ws/assign, /healthz, /readyz on GATEWAY_PORT;
-            status page, /api/*, /metrics on GATEWAY_ADMIN_PORT (default 9090)
+            status page, /api/*, /metrics on GATEWAY_ADMIN_PORT (default 9090); GATEWAY_WORKERS
+            processes behind the one port (default: the CPUs available)
   socket    uWebSockets.js socket node: /ws/connect, admin /drain /healthz /readyz /metrics
   scaler    deletion-cost aware autoscaler for the socket Deployment
   dev       the whole stack in one process (memory registry, local workload); one port
