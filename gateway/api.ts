@@ -17,6 +17,7 @@ import type { Route } from './routes.js';
 import { routeOn, type Surface } from './surface.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 import { Resolved } from './resolvers/resolver.js';
+import { insidePodCidrs } from './resolvers/pod-cidrs.js';
 
 const HEAD = 'HEAD';
 const READ_METHODS = new Set(['GET', HEAD]);
@@ -103,7 +104,8 @@ async function dispatch(ctx: GatewayContext, route: Route, req: IncomingMessage,
       if (ctx.view.state() === 'unavailable') return fail(Resolved.REGISTRY_UNAVAILABLE);
       // HEAD must not count as a handed-out assignment (that would skew the spread of real ones), nor claim a key.
       if (key.kind === 'none') {
-        const pod = ctx.assigner.pick(ctx.view.live(), req.method !== HEAD);
+        // A pod the connect path would refuse (502 pod_address_forbidden) is never handed out.
+        const pod = ctx.assigner.pick(insidePodCidrs(ctx.view.live(), ctx.podCidrs), req.method !== HEAD);
         if (!pod) return fail(Answer.NO_PODS);
         sendJson(res, 200, { podId: pod.podId, url: connectPath(pod.podId) });
         return 200;

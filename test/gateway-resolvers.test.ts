@@ -158,3 +158,29 @@ test('GATEWAY_POD_CIDRS: an address outside the list is never dialed, whichever 
     await raw.close();
   }
 });
+
+test('GATEWAY_POD_CIDRS: /ws/assign never hands out a pod whose address is outside the list, keyed or not, HEAD included', async () => {
+  const gw = await startGateway({ GATEWAY_POD_CIDRS: '10.0.0.0/8,127.0.0.1', GATEWAY_ASSIGN_STRATEGY: 'spread' });
+  const assign = async (query = '', method = 'GET') => {
+    const r = await fetch(`${gw.base}/ws/assign${query}`, { method });
+    return { status: r.status, body: method === 'HEAD' ? {} : ((await r.json()) as { podId?: string; error?: string }) };
+  };
+  const listed = async (id: string) => ((await (await fetch(`${gw.admin}/api/pods`)).json()) as { pods: { podId: string }[] }).pods.some((p) => p.podId === id);
+  try {
+    // The outside pod is the emptiest, so either strategy would pick it first.
+    await gw.registry.heartbeat(pod('pod-out', 8080, { ip: '192.0.2.10', connections: 0 }));
+    await waitFor(() => listed('pod-out'));
+    const none = await assign();
+    assert.deepEqual([none.status, none.body.error], [503, 'no_pods_available'], 'only a pod outside the list: none to hand out');
+    assert.equal((await assign('', 'HEAD')).status, 503);
+    assert.equal((await assign('?key=room-1')).status, 503);
+    await gw.registry.heartbeat(pod('pod-in', 8080, { connections: 100 }));
+    await waitFor(() => listed('pod-in'));
+    const picked = new Set<string | undefined>();
+    for (let i = 0; i < 20; i++) picked.add((await assign()).body.podId);
+    for (let i = 0; i < 5; i++) picked.add((await assign(`?key=room-${i}`)).body.podId);
+    assert.deepEqual([...picked], ['pod-in']);
+  } finally {
+    await gw.gateway.close();
+  }
+});

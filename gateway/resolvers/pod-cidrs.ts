@@ -3,8 +3,9 @@
  * produced it (a registry record, an EndpointSlice or a DNS answer).
  */
 import type { Logger } from 'pino';
-import { createCidrMatcher } from '../../src/cidr.js';
+import { createCidrMatcher, type CidrMatcher } from '../../src/cidr.js';
 import { edgeError } from '../../src/errors.js';
+import type { PodRecord } from '../../src/registry/registry.js';
 import { isUpstream, type Resolution, type Resolver } from './resolver.js';
 
 /** Refusals remembered for log-once; past this the memory starts over, so a flood of addresses stays bounded. */
@@ -38,4 +39,9 @@ export function withPodCidrs(inner: Resolver, cidrs: readonly string[], logger: 
     ready: () => inner.ready(),
     close: () => inner.close(),
   };
+}
+
+/** The pods whose registered address is inside `cidrs` (all when undefined): `/ws/assign` hands out no other. */
+export function insidePodCidrs(pods: PodRecord[], cidrs: CidrMatcher | undefined): PodRecord[] {
+  return cidrs === undefined ? pods : pods.filter((p) => cidrs.contains(p.ip));
 }
