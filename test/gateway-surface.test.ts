@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { API_PODS_KEYS_LISTED } from '../gateway/constants.js';
 import { createRedisRegistry } from '../src/registry/index.js';
-import { settledWithin } from '../src/registry/registry.js';
+import { settledWithin, type Registry } from '../src/registry/registry.js';
 import { freePort } from './support/net.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 import { pod, rawExchange, startGateway, startWsUpstream, upgradeRequest, upgradeStatus, type TestGateway, type WsUpstream } from './support/upstream.js';
@@ -35,6 +35,28 @@ async function commandsExecuted(probe: Redis, name?: string): Promise<number> {
   let n = 0;
   for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info' && (name === undefined || m[1] === name)) n += Number(m[2]);
   return n;
+}
+
+/**
+ * A real redis-server, `seed` written through a registry of its own, and a gateway on it whose first sync reads the
+ * seed. A long heartbeat: the view's periodic sync does not fall inside a command count.
+ */
+async function seededGateway(prefix: string, seed: (writer: Registry) => Promise<void>): Promise<{ redis: RedisServer; probe: Redis; gw: TestGateway }> {
+  const redis = await startRedis();
+  const probe = new Redis(redis.url, { lazyConnect: false });
+  const writer = createRedisRegistry({ url: redis.url, prefix });
+  await settledWithin(writer, 5000);
+  await seed(writer);
+  await writer.close();
+  const gw = await startGateway({ HEARTBEAT_MS: '60000' }, { registry: createRedisRegistry({ url: redis.url, prefix }) });
+  return { redis, probe, gw };
+}
+
+async function stopSeeded(redis: RedisServer, probe: Redis, gw: TestGateway): Promise<void> {
+  await gw.gateway.close();
+  await gw.registry.close();
+  probe.disconnect();
+  await redis.stop();
 }
 
 describe('client-facing and admin ports', () => {
@@ -154,25 +176,15 @@ describe('/api/pods reads the cached view', () => {
   let gw: TestGateway;
 
   before(async () => {
-    redis = await startRedis();
-    probe = new Redis(redis.url, { lazyConnect: false });
-    const writer = createRedisRegistry({ url: redis.url, prefix: 'surface:' });
-    await settledWithin(writer, 5000);
-    for (let i = 0; i < 5; i++) await writer.heartbeat(pod(`pod-${i}`, 10_000 + i, { connections: i }));
-    await writer.setScalerDecision({ desiredReplicas: 5, currentReplicas: 5, reason: 'test', at: Date.now() });
-    // pod-1 holds 3 keys, pod-2 more than /api/pods lists.
-    for (const k of ['room-c', 'room-a', 'doc:b']) await writer.claim(k, 'pod-1', 600_000);
-    await writer.renewClaims('pod-2', Array.from({ length: API_PODS_KEYS_LISTED + 5 }, (_, i) => `match-${String(i).padStart(2, '0')}`), 600_000);
-    await writer.close();
-    // A long heartbeat: the view's periodic sync does not fall inside the measurement.
-    gw = await startGateway({ HEARTBEAT_MS: '60000' }, { registry: createRedisRegistry({ url: redis.url, prefix: 'surface:' }) });
+    ({ redis, probe, gw } = await seededGateway('surface:', async (writer) => {
+      for (let i = 0; i < 5; i++) await writer.heartbeat(pod(`pod-${i}`, 10_000 + i, { connections: i }));
+      await writer.setScalerDecision({ desiredReplicas: 5, currentReplicas: 5, reason: 'test', at: Date.now() });
+      // pod-1 holds 3 keys, pod-2 more than /api/pods lists.
+      for (const k of ['room-c', 'room-a', 'doc:b']) await writer.claim(k, 'pod-1', 600_000);
+      await writer.renewClaims('pod-2', Array.from({ length: API_PODS_KEYS_LISTED + 5 }, (_, i) => `match-${String(i).padStart(2, '0')}`), 600_000);
+    }));
   });
-  after(async () => {
-    await gw.gateway.close();
-    await gw.registry.close();
-    probe.disconnect();
-    await redis.stop();
-  });
+  after(() => stopSeeded(redis, probe, gw));
 
 
   test('300 requests cost no Redis command, and the answer holds the pods and the decision', async () => {
@@ -199,25 +211,15 @@ describe('/api/keys/<key>: the owner of one key', () => {
   let gw: TestGateway;
 
   before(async () => {
-    redis = await startRedis();
-    probe = new Redis(redis.url, { lazyConnect: false });
-    const writer = createRedisRegistry({ url: redis.url, prefix: 'lookup:' });
-    await settledWithin(writer, 5000);
-    await writer.heartbeat(pod('pod-a', 10_001, { connections: 4 }));
-    await writer.claim('room:1', 'pod-a', 600_000);
-    await writer.claim('room-2', 'pod-a', 600_000);
-    // An owner without a live entry: its pod died, the claim has not expired yet.
-    await writer.claim('orphan', 'pod-gone', 600_000);
-    await writer.close();
-    // A long heartbeat: the view's periodic sync does not fall inside the command counts.
-    gw = await startGateway({ HEARTBEAT_MS: '60000' }, { registry: createRedisRegistry({ url: redis.url, prefix: 'lookup:' }) });
+    ({ redis, probe, gw } = await seededGateway('lookup:', async (writer) => {
+      await writer.heartbeat(pod('pod-a', 10_001, { connections: 4 }));
+      await writer.claim('room:1', 'pod-a', 600_000);
+      await writer.claim('room-2', 'pod-a', 600_000);
+      // An owner without a live entry: its pod died, the claim has not expired yet.
+      await writer.claim('orphan', 'pod-gone', 600_000);
+    }));
   });
-  after(async () => {
-    await gw.gateway.close();
-    await gw.registry.close();
-    probe.disconnect();
-    await redis.stop();
-  });
+  after(() => stopSeeded(redis, probe, gw));
 
   test('a claimed key: 200 with the owner, its pinned URL and its /api/pods row; percent-encoded like ?key=', async () => {
     for (const path of ['/api/keys/room:1', '/api/keys/room%3A1', '/api/keys/room%3a1?x=1']) {

@@ -26,6 +26,33 @@ interface ApiPods {
   pods: Array<{ podId: string }>;
 }
 
+/** The status page at `url` in a fresh headless Chromium profile; page errors are collected. */
+interface StatusPage {
+  page: Page;
+  pageErrors: string[];
+  close(): Promise<void>;
+}
+
+async function openStatusPage(url: string): Promise<StatusPage> {
+  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'rtc-edge-chromium-'));
+  let context: BrowserContext | undefined;
+  const close = async () => {
+    await context?.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(`${url}/`);
+    return { page, pageErrors, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
 async function podIds(url: string): Promise<string[]> {
   const body = (await (await fetch(`${url}/api/pods`)).json()) as ApiPods;
   return body.pods.map((p) => p.podId).sort();
@@ -45,15 +72,11 @@ function clientModuleSource(): string {
 test('status page in headless Chromium: live pods, live scale-out, browser test client, reference client as a browser module', async (tc) => {
   const config = loadConfig({ GATEWAY_PORT: '0', SOCKET_TARGET_CONNECTIONS: '10', SCALER_INTERVAL_MS: '300', HEARTBEAT_MS: '200', SCALE_IN_STABILIZATION_MS: '600000', DRAIN_WINDOW_MS: '500', LOG_LEVEL: 'silent' }, 'dev');
   const dev = await startDev(config, { logger: createLogger('silent'), host: '127.0.0.1', banner: () => {} });
-  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'rtc-edge-chromium-'));
   const clients: EdgeClient[] = [];
-  let context: BrowserContext | undefined;
+  let browser: StatusPage | undefined;
   try {
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (err) => pageErrors.push(err.message));
-    await page.goto(`${dev.url}/`);
+    browser = await openStatusPage(dev.url);
+    const { page, pageErrors } = browser;
     assert.equal(await page.title(), 'rtc-edge status');
 
     // The two SOCKET_MIN_REPLICAS pods, exactly as the registry has them.
@@ -132,8 +155,7 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
     assert.deepEqual(pageErrors, []);
   } finally {
     for (const c of clients) c.stop();
-    await context?.close();
-    rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await dev.close();
   }
 });
@@ -141,16 +163,12 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
 test('status page in headless Chromium: keys per pod follow keyed clients, and a key lookup finds the owner', async () => {
   const config = loadConfig({ GATEWAY_PORT: '0', SOCKET_TARGET_CONNECTIONS: '100', SCALER_INTERVAL_MS: '300', HEARTBEAT_MS: '200', SOCKET_KEY_GRACE_MS: '200', LOG_LEVEL: 'silent' }, 'dev');
   const dev = await startDev(config, { logger: createLogger('silent'), host: '127.0.0.1', banner: () => {} });
-  const userDataDir = mkdtempSync(path.join(os.tmpdir(), 'rtc-edge-chromium-'));
   const clients: EdgeClient[] = [];
-  let context: BrowserContext | undefined;
+  let browser: StatusPage | undefined;
   const keysShown = (page: Page) => page.locator('#pods-body td.keys').evaluateAll((tds) => tds.reduce((n, td) => n + (Number(td.textContent) || 0), 0));
   try {
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (err) => pageErrors.push(err.message));
-    await page.goto(`${dev.url}/`);
+    browser = await openStatusPage(dev.url);
+    const { page, pageErrors } = browser;
     await page.waitForFunction(() => document.querySelectorAll('#pods-body tr[data-pod-id]').length === 2, undefined, { timeout: UI_TIMEOUT_MS });
 
     // Three clients of room:1 and two of doc-7: two keys, each on one pod.
@@ -199,8 +217,7 @@ test('status page in headless Chromium: keys per pod follow keyed clients, and a
     assert.deepEqual(pageErrors, []);
   } finally {
     for (const c of clients) c.stop();
-    await context?.close();
-    rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await dev.close();
   }
 });
