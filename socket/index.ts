@@ -141,8 +141,8 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
   }, config.heartbeatMs);
   cordonTimer.unref();
 
-  const notify = (session: Session) => {
-    session.send(protocol.reconnect(retryAfterMs(), session.key));
+  const notify = (session: Session, retryMs = retryAfterMs()) => {
+    session.send(protocol.reconnect(retryMs, session.key));
     metrics.drainNotices.inc();
     session.close(CloseCode.SERVICE_RESTART, CloseReason.DRAINING);
   };
@@ -160,11 +160,20 @@ export async function start(config: Config, deps: SocketDeps): Promise<SocketNod
       // Registry first, so reconnecting clients are not assigned back here; then their keys are free to move.
       await hb.beat();
       await keys.releaseAll();
+      // A room (the sessions of one key) is notified in one slot with one retryAfterMs, so it re-forms on the
+      // new owner at once instead of being split over two pods for the window.
+      const roomRetryMs = new Map<string, number>();
       const result = await runDrain({
         targets: [...sessions],
+        groupOf: (session) => session.key,
         windowMs: config.drainWindowMs,
         timeoutMs: Math.max(0, config.drainTimeoutMs - (performance.now() - t0)),
-        notify,
+        notify: (session) => {
+          if (session.key === undefined) return notify(session);
+          let retryMs = roomRetryMs.get(session.key);
+          if (retryMs === undefined) roomRetryMs.set(session.key, (retryMs = retryAfterMs()));
+          notify(session, retryMs);
+        },
         openConnections: connections,
       });
       const seconds = (performance.now() - t0) / 1000;

@@ -3,7 +3,9 @@
  * every connection open at the start gets its notice at its own moment in the window. The window is cut
  * into one slot per connection and each notice falls at a random point of its slot (stratified jitter):
  * evenly spread on average, never a burst, never periodic. Connections are taken in random order so
- * clients that connected together do not leave together.
+ * clients that connected together do not leave together. Connections may be grouped (`groupOf`: the socket
+ * node groups by placement key): a group takes one slot and all its members get their notice together, so a
+ * room moves to its new owner at once instead of being split over two pods; a large room is one burst by design.
  */
 import { DRAIN_MAX_BATCH, DRAIN_TICK_MS } from './constants.js';
 
@@ -36,8 +38,10 @@ export function shuffle<T>(items: T[], random: () => number = Math.random): T[] 
 
 /** Options of runDrain. */
 export interface DrainRun<T extends { readonly open: boolean }> {
-  /** The connections open at the start (shuffled in place). */
+  /** The connections open at the start. */
   targets: T[];
+  /** The group a connection belongs to (one slot per group, its members notified together); undefined: its own slot. */
+  groupOf?: (target: T) => string | undefined;
   windowMs: number;
   timeoutMs: number;
   /** Send the notice and close. */
@@ -48,6 +52,27 @@ export interface DrainRun<T extends { readonly open: boolean }> {
   now?: () => number;
 }
 
+/** Targets in slot order: grouped by `groupOf` (ungrouped ones alone), groups shuffled. */
+export function drainGroups<T>(targets: T[], groupOf: ((target: T) => string | undefined) | undefined, random: () => number): T[][] {
+  const groups: T[][] = [];
+  const byKey = new Map<string, T[]>();
+  for (const target of targets) {
+    const key = groupOf?.(target);
+    if (key === undefined) {
+      groups.push([target]);
+      continue;
+    }
+    const group = byKey.get(key);
+    if (group) group.push(target);
+    else {
+      const fresh = [target];
+      byKey.set(key, fresh);
+      groups.push(fresh);
+    }
+  }
+  return shuffle(groups, random);
+}
+
 /** How often a drain whose notices all went out checks whether the last connections closed. */
 const SETTLE_POLL_MS = 250;
 
@@ -55,8 +80,8 @@ const SETTLE_POLL_MS = 250;
 export function runDrain<T extends { readonly open: boolean }>(run: DrainRun<T>): Promise<DrainResult> {
   const random = run.random ?? Math.random;
   const now = run.now ?? performance.now.bind(performance);
-  const targets = shuffle(run.targets, random);
-  const plan = planDrain(targets.length, run.windowMs, random);
+  const groups = drainGroups(run.targets, run.groupOf, random);
+  const plan = planDrain(groups.length, run.windowMs, random);
   const start = now();
   let next = 0;
   let drained = 0;
@@ -77,20 +102,22 @@ export function runDrain<T extends { readonly open: boolean }>(run: DrainRun<T>)
       if (done) return;
       const elapsed = now() - start;
       let batch = 0;
-      while (next < targets.length && plan[next]! <= elapsed && batch < DRAIN_MAX_BATCH) {
-        const target = targets[next++]!;
-        if (!target.open) continue; // left by itself before its slot
-        try {
-          run.notify(target);
-        } catch {
-          /* a failed send must not stop the drain; the connection is closed by close() at the latest */
+      // The batch cap yields the loop between groups, never inside one: a room is notified in one go.
+      while (next < groups.length && plan[next]! <= elapsed && batch < DRAIN_MAX_BATCH) {
+        for (const target of groups[next++]!) {
+          if (!target.open) continue; // left by itself before its slot
+          try {
+            run.notify(target);
+          } catch {
+            /* a failed send must not stop the drain; the connection is closed by close() at the latest */
+          }
+          drained++;
+          batch++;
         }
-        drained++;
-        batch++;
       }
       if (run.openConnections() === 0) return finish();
       if (batch >= DRAIN_MAX_BATCH) timer = setTimeout(tick, 0);
-      else if (next < targets.length) timer = setTimeout(tick, Math.max(DRAIN_TICK_MS, plan[next]! - elapsed));
+      else if (next < groups.length) timer = setTimeout(tick, Math.max(DRAIN_TICK_MS, plan[next]! - elapsed));
       else timer = setTimeout(tick, SETTLE_POLL_MS);
     };
     tick();

@@ -142,3 +142,42 @@ describe('drain of 1,000 clients', () => {
     }
   });
 });
+
+describe('drain by room', () => {
+  test("a key's sessions get their reconnect notices together (one slot, one retryAfterMs); the slots spread over the window", async () => {
+    const KEYS = ['room-a', 'room-b', 'room-c'];
+    const PER_KEY = 10;
+    const UNKEYED = 10;
+    const WINDOW = 1500;
+    const TOGETHER_MS = 50; // one slot is WINDOW / 13 groups ≈ 115 ms; per-client pacing spreads a room over the window
+    const t = await startNode({ DRAIN_WINDOW_MS: String(WINDOW), HEARTBEAT_MS: '1000' });
+    try {
+      const keyed = await Promise.all(KEYS.flatMap((key) => Array.from({ length: PER_KEY }, async () => ({ key, c: await Client.open(`${t.url}?key=${key}`) }))));
+      const unkeyed = await Promise.all(Array.from({ length: UNKEYED }, () => Client.open(t.url)));
+      const all = [...keyed.map((k) => k.c), ...unkeyed];
+      await Promise.all(all.map((c) => c.json()));
+      const t0 = performance.now();
+      const res = await fetch(`${t.admin}/drain`, { method: 'POST' });
+      assert.deepEqual(await res.json(), { drained: all.length, remaining: 0 });
+      for (const [i, c] of all.entries()) assert.equal((await c.closed).code, 1012, `client ${i} close code`);
+      const notice = (c: Client) => ({ at: c.frames[1]!.at - t0, ...(JSON.parse(c.frames[1]!.data.toString()) as { type: string; retryAfterMs: number; assignUrl: string }) });
+
+      const groupTimes: number[] = unkeyed.map((c) => notice(c).at);
+      for (const key of KEYS) {
+        const notices = keyed.filter((k) => k.key === key).map((k) => notice(k.c));
+        assert.ok(notices.every((n) => n.type === 'reconnect' && n.assignUrl === `/ws/assign?key=${key}`));
+        const ats = notices.map((n) => n.at);
+        const spread = Math.max(...ats) - Math.min(...ats);
+        assert.ok(spread <= TOGETHER_MS, `${key}: its ${PER_KEY} notices arrived ${spread.toFixed(1)} ms apart (at ${ats.map(Math.round).join(', ')} ms)`);
+        assert.equal(new Set(notices.map((n) => n.retryAfterMs)).size, 1, `${key}: one retryAfterMs for the room`);
+        groupTimes.push(Math.min(...ats));
+      }
+      // 13 slots (3 rooms + 10 unkeyed): the k-th group notified comes no earlier than slot k (a burst fails this).
+      const slot = WINDOW / groupTimes.length;
+      groupTimes.sort((x, y) => x - y);
+      for (const [k, at] of groupTimes.entries()) assert.ok(at >= k * slot, `group ${k} at ${at.toFixed(1)} ms, before its slot at ${(k * slot).toFixed(0)} ms (${groupTimes.map(Math.round).join(', ')})`);
+    } finally {
+      await t.node.close();
+    }
+  });
+});
