@@ -127,7 +127,7 @@ export function keysSection(k: Json): string[] {
     '|---|---|',
     `| all keys settled on new owners, every client open there (ms after the drain began) | ${fmt(d.allSettledMs, 0)} |`,
     `| per key: settled p50 / p99 (ms) | ${fmt(d.perKeySettleMs?.p50, 0)} / ${fmt(d.perKeySettleMs?.p99, 0)} |`,
-    `| per key: clients split over two pods, p50 / max (ms; notices are paced per client, not per key) | ${fmt(d.perKeySplitMs?.p50, 0)} / ${fmt(d.perKeySplitMs?.max, 0)} |`,
+    `| per key: clients split over two pods, p50 / max (ms; notices are paced per key, the client re-forms within its own jitter) | ${fmt(d.perKeySplitMs?.p50, 0)} / ${fmt(d.perKeySplitMs?.max, 0)} |`,
     `| keys never settled / away from their registry owner | ${d.notSettled ?? 'n/a'} / ${d.keysNotWithTheirOwner ?? 'n/a'} |`,
     `| new owners | ${Array.isArray(d.newOwners) ? d.newOwners.join(', ') : 'n/a'} |`,
     '',
