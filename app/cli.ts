@@ -88,6 +88,13 @@ async function main(argv: string[]): Promise<number> {
   // A stray rejection inside a library (a Redis or Kubernetes client callback) must not take down every
   // WebSocket this process holds: log it loudly instead of letting Node 20 exit.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled promise rejection (kept running)'));
+  // Listening from before start-up: a signal just after the role announced itself (dev's banner) found no
+  // listener yet and took Node's default action, an exit by signal without a drain. One during start-up is kept.
+  let early: NodeJS.Signals | undefined;
+  let onSignal: (signal: NodeJS.Signals) => void = (signal) => void (early ??= signal);
+  process.on('SIGTERM', (signal) => onSignal(signal));
+  // Ctrl-C reaches a worker too, but the primary orders the drain of all of them as one.
+  process.on('SIGINT', worker === undefined ? (signal) => onSignal(signal) : () => undefined);
   let handle: RoleHandle;
   // A worker drains when the primary says so (or is gone), through the same stop path as a signal.
   let requestStop: (signal: NodeJS.Signals) => void = () => undefined;
@@ -121,12 +128,11 @@ async function main(argv: string[]): Promise<number> {
         },
       );
     };
-    process.on('SIGTERM', stop);
-    // Ctrl-C reaches a worker too, but the primary orders the drain of all of them as one.
-    process.on('SIGINT', worker === undefined ? stop : () => undefined);
+    onSignal = stop;
     requestStop = (signal) => {
       if (!stopping) stop(signal);
     };
+    if (early) stop(early);
   });
 }
 

@@ -169,3 +169,17 @@ test('the CLI: `rtc-edge dev` prints the banner on stderr, keeps stdout JSON, se
     }
   }
 });
+
+test('the CLI: SIGTERM the moment the banner appears still drains and exits 0 (the signal listeners predate start-up)', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'app/cli.ts', 'dev'], { env: { ...process.env, ...QUICK, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.includes('Ctrl-C drains')) child.kill('SIGTERM');
+  });
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, stderr);
+  assert.ok(stdout.includes('"msg":"dev: stopped"'), 'it drained and stopped, not killed by the signal');
+});
