@@ -16,8 +16,12 @@ export const GatewayPath = {
 export const CLOSE_GRACE_MS = 5000;
 /** A repeated condition (descriptor exhaustion, socket limit) is logged at most once per this period. */
 export const LOG_REPEAT_MS = 5000;
-/** Descriptors kept free beyond two per proxied connection (listen socket, registry, logs, answering 503s). */
-export const FD_RESERVE = 100;
+/** Client sockets accepted beyond the proxied ones (plain requests such as `/ws/assign`, heads being read). */
+export const SOCKET_HEADROOM = 200;
+/** Sockets accepted past that ceiling only to be answered `503` + `Retry-After` at once; past these, closed unanswered. */
+export const REFUSAL_RESERVE = 200;
+/** Descriptors kept free beyond two per proxied connection: listen sockets, registry, logs, plus the two above. */
+export const FD_RESERVE = 100 + SOCKET_HEADROOM + REFUSAL_RESERVE;
 /** How often Node checks pending requests against the header/request timeouts (slowloris). */
 export const CONNECTIONS_CHECK_INTERVAL_MS = 250;
 /** Keep-alive for plain HTTP requests (assign, api, metrics). */

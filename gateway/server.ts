@@ -9,7 +9,7 @@ import http from 'node:http';
 import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { handleRequest } from './api.js';
-import { CLOSE_GRACE_MS, CONNECTIONS_CHECK_INTERVAL_MS, FD_RESERVE, KEEP_ALIVE_TIMEOUT_MS, LOG_REPEAT_MS } from './constants.js';
+import { CLOSE_GRACE_MS, CONNECTIONS_CHECK_INTERVAL_MS, KEEP_ALIVE_TIMEOUT_MS, LOG_REPEAT_MS, REFUSAL_RESERVE, SOCKET_HEADROOM } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { buildUpstreamRequest, headerLines, requestIdOf, type ClientRequest } from './handshake.js';
 import { HeadReader } from './head-reader.js';
@@ -72,10 +72,33 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
       writeRawError(socket, err, CLOSE_GRACE_MS);
     },
   });
+  // Node's own `maxConnections` closes sockets past it without a word (a reset in a reconnect storm): past this
+  // ceiling a socket is answered 503 + Retry-After at once instead, from descriptors kept for it (FD_RESERVE).
+  const ceiling = ctx.maxConnections + SOCKET_HEADROOM;
+  let open = 0;
+  let refusing = 0;
+  let dropping = false;
   // Half-open like Node's HTTP sockets: a client's FIN after its upgrade is passed on to the pod, not a close.
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     UpgradeProxy.adopt(socket);
-    reader.accept(socket);
+    if (open < ceiling) {
+      open++;
+      socket.once('close', () => open--);
+      reader.accept(socket);
+      return;
+    }
+    if (refusing < REFUSAL_RESERVE) {
+      refusing++;
+      socket.once('close', () => refusing--);
+      refuse(ctx, socket, Answer.OVERLOADED);
+      return;
+    }
+    socket.destroy();
+    if (!dropping) {
+      dropping = true;
+      ctx.logger.warn({ ceiling, refusing }, 'socket limit reached and the refusal reserve in use: closing new connections without an answer');
+      setTimeout(() => (dropping = false), LOG_REPEAT_MS).unref();
+    }
   }) as GatewayServer;
   // A connection still sending its first head has no request yet: idle, as Node's own tracking counts it.
   server.closeIdleConnections = () => {
@@ -88,9 +111,6 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
   };
   // Its connection-tracking interval is cleared with the listening server.
   server.on('close', () => httpServer.close());
-  // Beyond this, Node closes new sockets at once: room for 503 answers but never past the descriptor budget.
-  server.maxConnections = ctx.maxConnections + FD_RESERVE / 2;
-
   let exhausted = false;
   server.on('error', (err: NodeJS.ErrnoException) => {
     // accept() failures: libuv closes the pending connection and keeps listening. (Listen errors are start()'s.)
@@ -100,14 +120,6 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
       exhausted = true;
       ctx.logger.error({ err }, 'accept failed (out of file descriptors?): new connections are closed, existing ones keep running');
       setTimeout(() => (exhausted = false), LOG_REPEAT_MS).unref();
-    }
-  });
-  let dropping = false;
-  server.on('drop', () => {
-    if (!dropping) {
-      dropping = true;
-      ctx.logger.warn({ maxSockets: server.maxConnections }, 'socket limit reached: closing new connections without an answer');
-      setTimeout(() => (dropping = false), LOG_REPEAT_MS).unref();
     }
   });
   return server;
