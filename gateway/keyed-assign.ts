@@ -8,6 +8,7 @@
 import { DEAD_AFTER_HEARTBEATS } from '../src/constants.js';
 import type { PodRecord } from '../src/registry/registry.js';
 import type { GatewayContext } from './context.js';
+import { insidePodCidrs, isInsidePodCidrs } from './resolvers/pod-cidrs.js';
 
 /** Claim attempts per assign: each failed one found an unusable owner and tries to take it over. */
 const MAX_CLAIM_ATTEMPTS = 3;
@@ -19,12 +20,11 @@ const MAX_CLAIM_ATTEMPTS = 3;
  */
 export async function assignKey(ctx: Pick<GatewayContext, 'registry' | 'view' | 'assigner' | 'podCidrs'>, key: string, claim = true): Promise<PodRecord | undefined> {
   const { registry, view, assigner, podCidrs } = ctx;
-  const dialable = (p: PodRecord) => podCidrs === undefined || podCidrs.contains(p.ip);
-  const live = view.live().filter(dialable);
+  const live = insidePodCidrs(view.live(), podCidrs);
   // The view can lag behind a pod that registered a moment ago (another gateway may have claimed for it): ask the registry.
   const usable = async (podId: string): Promise<PodRecord | undefined> => {
     const p = view.get(podId) ?? (await registry.get(podId));
-    return p && !p.draining && dialable(p) ? p : undefined;
+    return p && !p.draining && isInsidePodCidrs(p, podCidrs) ? p : undefined;
   };
   if (!claim) {
     const owner = await registry.ownerOf(key);

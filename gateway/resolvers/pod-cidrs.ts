@@ -41,7 +41,12 @@ export function withPodCidrs(inner: Resolver, cidrs: readonly string[], logger: 
   };
 }
 
+/** Whether `pod`'s registered address is inside `cidrs` (always when undefined). */
+export function isInsidePodCidrs(pod: PodRecord, cidrs: CidrMatcher | undefined): boolean {
+  return cidrs === undefined || cidrs.contains(pod.ip);
+}
+
 /** The pods whose registered address is inside `cidrs` (all when undefined): `/ws/assign` hands out no other. */
 export function insidePodCidrs(pods: PodRecord[], cidrs: CidrMatcher | undefined): PodRecord[] {
-  return cidrs === undefined ? pods : pods.filter((p) => cidrs.contains(p.ip));
+  return cidrs === undefined ? pods : pods.filter((p) => isInsidePodCidrs(p, cidrs));
 }
