@@ -60,14 +60,24 @@ async function registryShows(registry: Registry, want: Record<string, number>): 
   }, 5000, `registry counts ${JSON.stringify(want)}`);
 }
 
-test('local workload: min nodes at start, scale-out on load, scale-in drains the least-loaded pod (not the newest) via /drain', async () => {
+/** Runs `body` with a memory registry and a started local-workload scaler, then closes connections, scaler and registry. */
+async function withLocalScaler(body: (s: { registry: Registry; logs: ReturnType<typeof captureLogs>; conns: Conn[]; scaler: ScalerHandle; workload: LocalWorkload }) => Promise<void>): Promise<void> {
   const registry = createMemoryRegistry();
   const logs = captureLogs();
   const conns: Conn[] = [];
   let scaler: ScalerHandle | undefined;
   try {
     scaler = await start(localConfig(), { logger: logs.logger, registry, admin: false });
-    const workload = scaler.workload as LocalWorkload;
+    await body({ registry, logs, conns, scaler, workload: scaler.workload as LocalWorkload });
+  } finally {
+    for (const conn of conns) conn.ws.terminate();
+    await scaler?.close();
+    await registry.close();
+  }
+}
+
+test('local workload: min nodes at start, scale-out on load, scale-in drains the least-loaded pod (not the newest) via /drain', () =>
+  withLocalScaler(async ({ registry, logs, conns, scaler, workload }) => {
     assert.equal(workload.kind, 'local');
     let pods = workload.pods();
     assert.equal(pods.length, 2);
@@ -127,21 +137,10 @@ test('local workload: min nodes at start, scale-out on load, scale-in drains the
     assert.ok(events.some((e) => e.kind === 'pod-removed' && e.podId === b!.name));
     assert.ok(events.some((e) => e.kind === 'pod-added' && e.podId === c.name));
     assert.ok(events.some((e) => e.kind === 'victim' && e.podId === b!.name));
-  } finally {
-    for (const conn of conns) conn.ws.terminate();
-    await scaler?.close();
-    await registry.close();
-  }
-});
+  }));
 
-test('local workload with placement keys: the scale-in spares the pod whose rooms would move and removes the least disruptive one', async () => {
-  const registry = createMemoryRegistry();
-  const logs = captureLogs();
-  const conns: Conn[] = [];
-  let scaler: ScalerHandle | undefined;
-  try {
-    scaler = await start(localConfig(), { logger: logs.logger, registry, admin: false });
-    const workload = scaler.workload as LocalWorkload;
+test('local workload with placement keys: the scale-in spares the pod whose rooms would move and removes the least disruptive one', () =>
+  withLocalScaler(async ({ registry, logs, conns, scaler, workload }) => {
     const [a, b] = workload.pods();
     for (let i = 0; i < 4; i++) conns.push(await connect(a!.port));
     for (let i = 0; i < 3; i++) conns.push(await connect(b!.port));
@@ -166,12 +165,7 @@ test('local workload with placement keys: the scale-in spares the pod whose room
     await waitFor(() => workload.pods().length === 2, 5000, 'c to be removed');
     assert.deepEqual(workload.pods().map((p) => p.name).sort(), [a!.name, b!.name].sort());
     assert.equal(await registry.ownerOf('room-1'), b!.name, 'the rooms never moved');
-  } finally {
-    for (const conn of conns) conn.ws.terminate();
-    await scaler?.close();
-    await registry.close();
-  }
-});
+  }));
 
 test('local workload passed in by the caller (dev): the scaler starts it, and leaves closing it to the caller', async () => {
   const registry = createMemoryRegistry();
