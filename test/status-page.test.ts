@@ -104,6 +104,9 @@ test('status page in headless Chromium: live pods, live scale-out, browser test 
     await page.waitForFunction(() => document.getElementById('total')?.textContent === '25', undefined, { timeout: UI_TIMEOUT_MS });
     await page.waitForFunction(() => !!document.querySelector('#events li[data-kind="scale-out"]') && !!document.querySelector('#events li[data-kind="pod-added"]'), undefined, { timeout: UI_TIMEOUT_MS });
     assert.match((await page.locator('#events li[data-kind="scale-out"]').first().textContent()) ?? '', /scale out 2 → \d/);
+    // /api/pods and /api/events are fetched side by side in one poll, so the scale-out event can be drawn one
+    // poll before the desired count it caused: wait for the count, then check it.
+    await page.waitForFunction(() => Number(document.getElementById('desired')?.textContent) >= 3, undefined, { timeout: UI_TIMEOUT_MS }).catch(() => {});
     const desired = Number(await page.locator('#desired').textContent());
     assert.ok(desired >= 3, `desired replicas shown: ${desired}`);
 

@@ -53,6 +53,8 @@ export interface Heartbeats {
   fallback: number;
   /** Terminating pods keep heartbeating as draining (a slow drain) instead of leaving the registry. */
   drainTerminating: boolean;
+  /** The error of the last timer round that failed (the registry was down), if any. */
+  lastError?: unknown;
   /** Write one round now. */
   beat(): Promise<void>;
   stop(): void;
@@ -108,7 +110,9 @@ export function startHeartbeats(registry: Registry, fake: FakeKubernetes, fallba
     },
   };
   const timer = setInterval(() => {
-    if (!stopped) void hb.beat();
+    // A socket node keeps beating through a registry outage and the next beat retries; so does this one.
+    // The failure is kept, not thrown into the timer (an unhandled rejection would fail whichever test runs).
+    if (!stopped) hb.beat().catch((err: unknown) => { hb.lastError = err; });
   }, WRITE_EVERY_MS);
   return hb;
 }
