@@ -1,5 +1,5 @@
 /**
- * The upgrade pipe: `net.connect` to the pod, write the rewritten handshake, wait for the pod's status
+ * The upgrade pipe: connect to the pod (gateway/pod-socket.ts), write the rewritten handshake, wait for the pod's status
  * line, forward it, then relay bytes both ways. Hand-written rather than http-proxy(-3): measured
  * leaner per connection and per handshake (README, `npm run bench:gateway`).
  *
@@ -24,6 +24,7 @@ import type { GatewayMetrics } from './metrics.js';
 import { Answer, endGracefully, rawErrorResponse } from './respond.js';
 import { Resolved, type Upstream } from './resolvers/resolver.js';
 import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
+import { connectPod, type PodSocket, type PodSocketHandlers } from './pod-socket.js';
 
 const LINK = Symbol('rtc-edge.link');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -37,6 +38,7 @@ const MAX_PORT = 65535;
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 type LinkedSocket = net.Socket & { [LINK]?: Link };
+type LinkedPod = PodSocket & { [LINK]?: Link };
 
 /**
  * net.Socket's own slots for `onread` (set in its constructor; Node offers no way to give `onread` to a
@@ -107,7 +109,7 @@ class Link implements FrameCursor, DeadlineEntry<Link> {
   constructor(
     readonly proxy: UpgradeProxy,
     readonly client: LinkedSocket,
-    readonly upstream: LinkedSocket,
+    readonly upstream: LinkedPod,
     readonly t0: number,
     podId: string,
     requestId: string,
@@ -180,11 +182,11 @@ export class UpgradeProxy {
       this.refuseBadAddress(client, podId, upstream, requestId, undefined);
       return;
     }
-    let up: LinkedSocket;
+    let up: LinkedPod;
     try {
-      // `onread`: the pod's bytes land in one shared buffer and are copied out (pooled for small frames),
-      // skipping the Readable machinery and the 64 KiB allocation Node makes per read.
-      up = net.connect({ host, port, noDelay: true, allowHalfOpen: true, onread: { buffer: READ_BUFFER, callback: onUpstreamRead } }) as LinkedSocket;
+      // The pod's bytes land in one shared buffer and are copied out (pooled for small frames); the pod side is
+      // libuv's TCP handle without a net.Socket around it (gateway/pod-socket.ts).
+      up = connectPod(host, port, READ_BUFFER, POD_HANDLERS);
     } catch (err) {
       this.refuseBadAddress(client, podId, upstream, requestId, err);
       return;
@@ -197,13 +199,9 @@ export class UpgradeProxy {
     client.on('close', onClientClose);
     client.on('end', onEnd);
     client.on('drain', onDrain);
-    up.on('error', onUpstreamError);
-    up.on('close', onUpstreamClose);
-    up.on('end', onEnd);
-    up.on('drain', onDrain);
     this.handshakes.arm(link);
-    // Written before 'connect': net buffers it and sends head + early data in one writev.
-    up.write(request, 'latin1');
+    // Written before the connect completes: queued, and sent as soon as it does.
+    up.write(request);
     if (head.length > 0) up.write(head);
     // Read the client from now on, so an abort during the pod's handshake is noticed at once (anything
     // it sends early simply follows its request head).
@@ -262,7 +260,7 @@ function onError(this: LinkedSocket): void {
   // 'close' follows every 'error'; teardown happens there.
 }
 
-function onUpstreamError(this: LinkedSocket, err: NodeJS.ErrnoException): void {
+function onUpstreamError(this: LinkedPod, err: NodeJS.ErrnoException): void {
   const link = this[LINK];
   if (!link || link.phase !== Phase.Handshake) return;
   if (err.code === 'EMFILE' || err.code === 'ENFILE') {
@@ -275,7 +273,7 @@ function onIdleTimeout(this: LinkedSocket): void {
   this.destroy();
 }
 
-function onDrain(this: LinkedSocket): void {
+function onDrain(this: LinkedSocket | LinkedPod): void {
   const link = this[LINK];
   if (!link) return;
   // This socket flushed its queue: let the other side read again.
@@ -283,11 +281,11 @@ function onDrain(this: LinkedSocket): void {
 }
 
 /** End `socket` after the bytes queued on it (no-op once it is ending or gone). */
-function shut(socket: net.Socket): void {
+function shut(socket: net.Socket | PodSocket): void {
   if (!socket.destroyed && !socket.writableEnded) socket.end();
 }
 
-function onEnd(this: LinkedSocket): void {
+function onEnd(this: LinkedSocket | LinkedPod): void {
   const link = this[LINK];
   if (!link) return;
   if (this === link.client && link.phase === Phase.Handshake) {
@@ -325,14 +323,7 @@ function onClientRead(this: LinkedSocket, nread: number, buf: Uint8Array): boole
   return true;
 }
 
-function onUpstreamRead(this: LinkedSocket, nread: number, buf: Uint8Array): boolean {
-  const chunk = Buffer.allocUnsafe(nread);
-  chunk.set(buf.subarray(0, nread));
-  onUpstreamData.call(this, chunk);
-  return true;
-}
-
-function onUpstreamData(this: LinkedSocket, chunk: Buffer): void {
+function onUpstreamData(this: LinkedPod, chunk: Buffer): void {
   const link = this[LINK]!;
   const client = link.client;
   switch (link.phase) {
@@ -415,7 +406,7 @@ function endPassthrough(link: Link): void {
   link.upstream.destroy();
 }
 
-function onUpstreamClose(this: LinkedSocket): void {
+function onUpstreamClose(this: LinkedPod): void {
   const link = this[LINK];
   if (!link) return;
   if (link.phase === Phase.Handshake) failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CLOSED);
@@ -511,3 +502,6 @@ function destroyLink(link: Link): void {
   link.client.destroy();
   link.upstream.destroy();
 }
+
+/** What the pod side of every link hears (gateway/pod-socket.ts calls them with the pod socket as `this`). */
+const POD_HANDLERS: PodSocketHandlers<LinkedPod> = { onData: onUpstreamData, onEnd, onDrain, onError: onUpstreamError, onClose: onUpstreamClose };

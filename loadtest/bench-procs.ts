@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/support/net.js';
@@ -104,7 +104,10 @@ const children = new Set<ChildProcess>();
 
 /** Spawn a child that the bench kills on exit; its stderr tail is printed if it fails. */
 export function spawnChild(cmd: string, args: string[], env: Record<string, string>, label: string): ChildProcess {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // BENCH_LOG_DIR=<dir>: each child's stdout (the roles' JSON log) goes to <dir>/<label>-<pid>.log, for a look at what a run logged.
+  const logDir = process.env.BENCH_LOG_DIR;
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', logDir ? 'pipe' : 'ignore', 'pipe'] });
+  if (logDir && child.stdout) child.stdout.pipe(createWriteStream(path.join(logDir, `${label}-${child.pid}.log`)));
   children.add(child);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
