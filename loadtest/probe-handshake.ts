@@ -4,7 +4,7 @@
  * at a time) and prints the proxy's CPU per handshake from /proc. An optional command runs meanwhile with
  * `{pid}` replaced by the proxy's pid, for a look inside, e.g.
  *   node --import tsx loadtest/probe-handshake.ts gateway 4000 'perf record -g -p {pid} -o /tmp/gw.data'
- * GW_NODE_FLAGS passes flags to the gateway's node (e.g. --perf-basic-prof). For A/B runs of two trees; the
+ * GW_WORKERS sets GATEWAY_WORKERS (default 1). GW_NODE_FLAGS passes flags to the gateway's node (e.g. --perf-basic-prof). For A/B runs of two trees; the
  * side-by-side targets are `npm run bench:gateway`'s. Loopback only, bounded by `n`.
  */
 import { spawn } from 'node:child_process';
@@ -21,7 +21,7 @@ const { startRedis } = await import('../test/support/redis.js');
 const redis = await startRedis();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'probe-'));
 const node = await startSocketNode('bench-pod', redis.url);
-const proxy = side === 'gateway' ? await startGateway(redis.url, 1, (process.env.GW_NODE_FLAGS ?? '').split(' ').filter(Boolean)) : await startNginx(tmp, { 'bench-pod': node.port }, 1);
+const proxy = side === 'gateway' ? await startGateway(redis.url, Number(process.env.GW_WORKERS ?? 1), (process.env.GW_NODE_FLAGS ?? '').split(' ').filter(Boolean)) : await startNginx(tmp, { 'bench-pod': node.port }, 1);
 const pool = ClientPool.start();
 try {
   for (let i = 0; i < 2; i++) {
