@@ -1,7 +1,8 @@
 /**
  * CPU per upgrade handshake of one proxy, alone: a gateway (one process, the built CLI) or nginx (one worker)
  * before a socket node on a real redis-server. After a warm-up of 2 × 1,000 connections it opens `n` more (64
- * at a time) and prints the proxy's CPU per handshake from /proc. An optional command runs meanwhile with
+ * at a time) and prints the proxy's CPU per handshake from /proc, then the CPU per relayed round trip (up to
+ * 2,000 of them pinging 10 times, all at once). An optional command runs meanwhile with
  * `{pid}` replaced by the proxy's pid, for a look inside, e.g.
  *   node --import tsx loadtest/probe-handshake.ts gateway 4000 'perf record -g -p {pid} -o /tmp/gw.data'
  * GW_WORKERS sets GATEWAY_WORKERS (default 1). GW_NODE_FLAGS passes flags to the gateway's node (e.g. --perf-basic-prof). For A/B runs of two trees; the
@@ -16,6 +17,7 @@ import { ensureBuilt, sample, sleep, startGateway, startNginx, startSocketNode, 
 
 const [side = 'gateway', nArg = '4000', cmd = ''] = process.argv.slice(2);
 const n = Number(nArg);
+const RELAY_ROUNDS = 10;
 ensureBuilt();
 const { startRedis } = await import('../test/support/redis.js');
 const redis = await startRedis();
@@ -37,7 +39,13 @@ try {
   const r = await pool.open(proxy.port, '/ws/bench-pod/connect', n, 64);
   const s1 = sample(proxy.pid);
   const ms = performance.now() - t0;
-  process.stdout.write(`${side}: opened ${r.opened}/${n} in ${ms.toFixed(0)} ms, CPU/handshake ${(((s1.cpuSeconds - s0.cpuSeconds) / r.opened) * 1e6).toFixed(0)} µs\n`);
+  // Relay: every connection pings RELAY_ROUNDS times, all at once (as bench:gateway's relay phase).
+  const relayConnections = Math.min(r.opened, 2000);
+  const s2 = sample(proxy.pid);
+  await pool.relay(RELAY_ROUNDS, relayConnections);
+  const s3 = sample(proxy.pid);
+  const perRoundTrip = ((s3.cpuSeconds - s2.cpuSeconds) / (relayConnections * RELAY_ROUNDS)) * 1e6;
+  process.stdout.write(`${side}: opened ${r.opened}/${n} in ${ms.toFixed(0)} ms, CPU/handshake ${(((s1.cpuSeconds - s0.cpuSeconds) / r.opened) * 1e6).toFixed(0)} µs, CPU/round trip ${perRoundTrip.toFixed(1)} µs (${relayConnections} × ${RELAY_ROUNDS})\n`);
   if (watcher) {
     watcher.kill('SIGINT');
     await new Promise((res) => watcher.once('exit', res));
