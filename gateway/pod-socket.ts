@@ -91,6 +91,44 @@ const BINDINGS: Bindings | undefined = (() => {
   }
 })();
 
+/**
+ * Write `chunk` straight to a stream handle (a net.Socket's `_handle`), outside its Writable: libuv keeps the
+ * handle's writes in one FIFO queue, so this stays in order with the Writable's own writes and its shutdown, as
+ * long as the Writable holds nothing not yet handed to the handle (the caller checks `writableLength === 0`).
+ * Returns 0 when written at once, 1 when libuv queued it (`onComplete` runs with `ctx` when it is done; the
+ * chunk is kept alive until then), or a negative libuv error. -1000 when this Node lacks the bindings.
+ */
+export function writeToHandle<C>(handle: unknown, chunk: Buffer, onComplete: (ctx: C, status: number) => void, ctx: C): number {
+  const b = BINDINGS;
+  if (!b) return NO_BINDINGS;
+  const h = handle as TcpHandle;
+  const req = new b.WriteWrap() as InstanceType<Bindings['WriteWrap']> & { ctx?: C; done?: (ctx: C, status: number) => void };
+  req.handle = h;
+  const err = h.writeBuffer(req, chunk);
+  if (err !== 0) return err;
+  if (!b.state[b.kLastWriteWasAsync]) return 0;
+  req.buffer = chunk;
+  req.ctx = ctx;
+  req.done = onComplete;
+  req.oncomplete = onDirectWriteComplete;
+  return 1;
+}
+
+/** writeToHandle's "no bindings" answer (not a libuv error number). */
+export const NO_BINDINGS = -1000;
+
+function onDirectWriteComplete(this: { buffer?: unknown; ctx?: unknown; done?: (ctx: unknown, status: number) => void }, status: number): void {
+  const done = this.done!;
+  const ctx = this.ctx;
+  this.buffer = this.ctx = this.done = undefined;
+  done(ctx, status);
+}
+
+/** Bytes queued in a stream handle's libuv write queue (0 for anything else). */
+export function handleQueueSize(handle: unknown): number {
+  return (handle as TcpHandle | undefined)?.writeQueueSize ?? 0;
+}
+
 /** Which implementation `connectPod` uses on this Node (for the start-up log and the tests). */
 export const POD_SOCKET_KIND: 'handle' | 'net' = BINDINGS ? 'handle' : 'net';
 

@@ -24,7 +24,7 @@ import type { GatewayMetrics } from './metrics.js';
 import { Answer, endGracefully, rawErrorResponse } from './respond.js';
 import { Resolved, type Upstream } from './resolvers/resolver.js';
 import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
-import { connectPod, type PodSocket, type PodSocketHandlers } from './pod-socket.js';
+import { connectPod, handleQueueSize, NO_BINDINGS, writeToHandle, type PodSocket, type PodSocketHandlers } from './pod-socket.js';
 
 const LINK = Symbol('rtc-edge.link');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -97,6 +97,10 @@ class Link implements FrameCursor, DeadlineEntry<Link> {
   /** Relay bytes of the client socket already added to the counters (the rest is added at scrape or close). */
   countedIn = 0;
   countedOut = 0;
+  /** Pod → client bytes written to the client's handle directly (relayToClient), which its bytesWritten does not count. */
+  directOut = 0;
+  /** A direct write left the client's handle queue past its high-water mark: the pod socket is paused until it empties. */
+  clientBlocked = false;
   /** For the one log line of a 502/504; cleared when the relay starts. */
   podId: string | undefined;
   requestId: string | undefined;
@@ -341,7 +345,7 @@ function onUpstreamData(this: LinkedPod, chunk: Buffer): void {
       } else {
         advance(link, chunk, false);
       }
-      if (!client.write(chunk)) this.pause();
+      if (!relayToClient(link, chunk)) this.pause();
       return;
     case Phase.Handshake:
       onHandshakeData(link, chunk);
@@ -454,10 +458,47 @@ function clientAborted(link: Link): void {
   link.upstream.destroy();
 }
 
+/**
+ * Relay pod bytes to the client: straight to its handle while its Writable holds nothing (the relay's common
+ * case; libuv keeps handle writes in order, see writeToHandle), else through the Writable. Skipping the Writable
+ * (its state machine, a WriteWrap and a nextTick per write) is most of what a relayed message cost in JavaScript.
+ * False: the client is behind (pause the pod until onDrain or afterDirectWrite).
+ */
+function relayToClient(link: Link, chunk: Buffer): boolean {
+  const client = link.client;
+  const handle = (client as unknown as { _handle?: unknown })._handle;
+  if (!handle || client.writableLength > 0 || client.writableEnded || client.destroyed) return client.write(chunk);
+  const r = writeToHandle(handle, chunk, afterDirectWrite, link);
+  if (r === NO_BINDINGS) return client.write(chunk);
+  if (r < 0) {
+    // EPIPE or a reset: the client is gone, as a failed Writable write would find.
+    client.destroy();
+    return false;
+  }
+  link.directOut += chunk.length;
+  if (r === 1 && handleQueueSize(handle) >= client.writableHighWaterMark) {
+    link.clientBlocked = true;
+    return false;
+  }
+  return true;
+}
+
+function afterDirectWrite(link: Link, status: number): void {
+  const client = link.client;
+  if (status < 0) {
+    client.destroy();
+    return;
+  }
+  if (link.clientBlocked && handleQueueSize((client as unknown as { _handle?: unknown })._handle) === 0) {
+    link.clientBlocked = false;
+    link.upstream.resume();
+  }
+}
+
 function countBytes(link: Link): void {
   const c = link.client;
   const read = c.bytesRead;
-  const written = c.bytesWritten;
+  const written = c.bytesWritten + link.directOut;
   link.proxy.opts.metrics.bytes(read - link.countedIn, written - link.countedOut);
   if (read > link.countedIn) link.countedIn = read;
   if (written > link.countedOut) link.countedOut = written;

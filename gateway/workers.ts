@@ -1,7 +1,7 @@
 /**
  * The gateway's primary process when GATEWAY_WORKERS > 1: it forks that many gateway workers (gateway/worker.ts)
- * behind the one client-facing port (Node's cluster module; each worker accepts on the shared listening socket),
- * restarts a worker that dies while the others keep serving, serves the admin port itself (/metrics
+ * behind the one client-facing port (Node's cluster module: the primary accepts and hands connections out round
+ * robin), restarts a worker that dies while the others keep serving, serves the admin port itself (/metrics
  * aggregated over every process, /readyz true only while every worker is up, /api/* from its own registry view),
  * and on SIGTERM orders every worker's paced drain at once, with one deadline.
  */
@@ -52,11 +52,12 @@ function post(worker: Worker | undefined, message: ToWorker): void {
 /** Fork GATEWAY_WORKERS gateway workers and serve the admin port; resolves once every worker listens. */
 export async function startWorkers(config: Config, deps: RoleDeps): Promise<WorkerGroupHandle> {
   const logger = deps.logger.child({ component: 'gateway-primary' });
-  // Every worker accepts on the one listening socket itself (the kernel picks which), instead of Node's default
-  // round robin, where this process accepts every connection and passes it to a worker over IPC: that doubled
-  // the CPU per handshake of the whole group (545-573 µs against 307-328 µs for two workers,
-  // loadtest/probe-handshake.ts with GW_WORKERS=2) and made this process the group's bottleneck.
-  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // Round robin (Node's default on Linux, set here so that NODE_CLUSTER_SCHED_POLICY cannot change it): this process
+  // accepts every connection and hands it to a worker. SCHED_NONE (each worker accepts on the shared socket) halves
+  // the group's CPU per handshake, but the kernel then hands nearly every new connection to the longest-running
+  // worker while it is not busy, and idle WebSockets never make it busy: one worker's descriptor ceiling is reached
+  // while the others are empty (README "Gateway workers").
+  cluster.schedulingPolicy = cluster.SCHED_RR;
   const slots: Slot[] = Array.from({ length: config.gatewayWorkers }, (_, index) => ({ index, worker: undefined, up: false, upAt: 0, attempt: 0, restart: undefined }));
   let stopping = false;
   let started = false;

@@ -2,13 +2,14 @@
 // network on the test machine: every pod process listens on its own loopback ports. This module makes
 // the cluster addresses the manifests use work inside the process:
 // - a TCP connect to a pod IP (10.244.x.y) goes to 127.0.0.1, the containerPort mapped to that pod's
-//   loopback port (other ports pass as they are);
+//   loopback port (other ports pass as they are), whether it is made by a net.Socket or on a bare TCP handle;
 // - a connect to a Service (its ClusterIP or DNS name) goes to one Ready pod behind it, like kube-proxy;
 // - dns.lookup answers Service names (`svc`, `svc.ns`, `svc.ns.svc.<domain>`) and, like CoreDNS with
 //   `endpoint_pod_names`, `<pod>.<headless svc>.<ns>.svc.<domain>`.
 // The table is the JSON file RTC_KUBELET_NET, rewritten by the kubelet whenever pods or Services change.
 import dns from 'node:dns';
 import net from 'node:net';
+import os from 'node:os';
 import { readFileSync } from 'node:fs';
 
 const tableFile = process.env.RTC_KUBELET_NET;
@@ -79,6 +80,18 @@ net.Socket.prototype.connect = function patchedConnect(...args) {
     }
   }
   return connect.apply(this, args);
+};
+
+// The gateway dials pods on libuv's TCP handle without a net.Socket (gateway/pod-socket.ts), so the same routing
+// applies one level down, where every TCP connect of the process ends up: an address net.Socket.connect already
+// mapped arrives as 127.0.0.1 and passes. A refused cluster address is libuv's ECONNREFUSED, returned as the handle does.
+const tcpWrap = process.binding('tcp_wrap');
+const handleConnect = tcpWrap.TCP.prototype.connect;
+tcpWrap.TCP.prototype.connect = function patchedHandleConnect(req, host, port) {
+  const target = route(host, port);
+  if (target === null) return -os.constants.errno.ECONNREFUSED;
+  if (target) return handleConnect.call(this, req, target.host, target.port);
+  return handleConnect.call(this, req, host, port);
 };
 
 const lookup = dns.lookup;
