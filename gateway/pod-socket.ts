@@ -2,7 +2,7 @@
  * The gateway's connection to a pod, on libuv's TCP handle (Node's `tcp_wrap` and `stream_wrap` bindings)
  * instead of a `net.Socket`. A `net.Socket` is a full Duplex stream (two stream states, an event emitter, async
  * hooks, a write queue in JavaScript), and creating one costs about 90 µs of CPU against about 15 µs for the
- * handle under it (loadtest/probe-handshake.ts; README "Gateway performance"). The proxy needs a small part of it:
+ * handle under it (loadtest/probe-handshake.ts; README "Proxy engine, chosen by measurement"). The proxy needs a small part of it:
  * connect, write with backpressure, read, half-close, close. This is that part, with `net.Socket`'s semantics
  * for each: writes before the connect completes are queued, `write()` returns false past a 16 KiB queue and
  * `onDrain` follows when it empties, a FIN from the pod is `onEnd` (half-open: writing goes on), an error is
@@ -92,26 +92,35 @@ const BINDINGS: Bindings | undefined = (() => {
 })();
 
 /**
- * Write `chunk` straight to a stream handle (a net.Socket's `_handle`), outside its Writable: libuv keeps the
- * handle's writes in one FIFO queue, so this stays in order with the Writable's own writes and its shutdown, as
- * long as the Writable holds nothing not yet handed to the handle (the caller checks `writableLength === 0`).
- * Returns 0 when written at once, 1 when libuv queued it (`onComplete` runs with `ctx` when it is done; the
- * chunk is kept alive until then), or a negative libuv error. -1000 when this Node lacks the bindings.
+ * Write `data` (a Buffer, or a string sent as latin1) straight to a stream handle: the pod socket's own, or a
+ * net.Socket's `_handle` outside its Writable. libuv keeps a handle's writes in one FIFO queue, so a direct write
+ * stays in order with the Writable's own writes and its shutdown, as long as the Writable holds nothing not yet
+ * handed to the handle (the caller checks `writableLength === 0`). Returns 0 when written at once, 1 when libuv
+ * queued it (`onComplete` runs with `ctx` when it is done; the data is kept alive until then), or a negative libuv
+ * error. NO_BINDINGS when this Node lacks the bindings.
  */
-export function writeToHandle<C>(handle: unknown, chunk: Buffer, onComplete: (ctx: C, status: number) => void, ctx: C): number {
+export function writeToHandle<C>(handle: unknown, data: Buffer | string, onComplete: (ctx: C, status: number) => void, ctx: C): number {
   const b = BINDINGS;
   if (!b) return NO_BINDINGS;
   const h = handle as TcpHandle;
   const req = new b.WriteWrap() as InstanceType<Bindings['WriteWrap']> & { ctx?: C; done?: (ctx: C, status: number) => void };
   req.handle = h;
-  const err = h.writeBuffer(req, chunk);
+  const err = typeof data === 'string' ? h.writeLatin1String(req, data) : h.writeBuffer(req, data);
   if (err !== 0) return err;
   if (!b.state[b.kLastWriteWasAsync]) return 0;
-  req.buffer = chunk;
+  // libuv holds a pointer into the data until the write completes: keep it alive with the request.
+  req.buffer = data;
   req.ctx = ctx;
   req.done = onComplete;
   req.oncomplete = onDirectWriteComplete;
   return 1;
+}
+
+/** A copy of the `nread` bytes a read left at the start of a shared read buffer (pooled when small). */
+export function copyRead(buf: Uint8Array, nread: number): Buffer {
+  const chunk = Buffer.allocUnsafe(nread);
+  chunk.set(buf.subarray(0, nread));
+  return chunk;
 }
 
 /** writeToHandle's "no bindings" answer (not a libuv error number). */
@@ -142,10 +151,8 @@ function uvError(status: number, syscall: string, host: string, port: number): N
   return Object.assign(new Error(`${syscall} ${code} ${host}:${port}`), { code, errno: status, syscall, address: host, port });
 }
 
-function onWriteComplete(this: { handle?: TcpHandle; buffer?: Buffer | string }, status: number): void {
-  const sock = this.handle?.owner;
-  this.buffer = undefined;
-  if (sock) sock.afterWrite(status);
+function afterPodWrite(sock: RawPodSocket, status: number): void {
+  sock.afterWrite(status);
 }
 
 function onShutdownComplete(this: { handle?: TcpHandle }, status: number): void {
@@ -187,15 +194,14 @@ class RawPodSocket implements PodSocket {
     req.oncomplete = (status: number) => this.afterConnect(status);
     const err = net.isIPv6(host) ? h.connect6(req, host, port) : h.connect(req, host, port);
     // As net.Socket: a connect that fails at once (EMFILE, a bad address) is reported asynchronously.
-    if (err !== 0) process.nextTick(() => this.fail(uvError(err, 'connect', host, port)));
+    if (err !== 0) process.nextTick(() => this.close(uvError(err, 'connect', host, port)));
   }
 
   write(data: Buffer | string): boolean {
     if (this.destroyed || this.writableEnded) return false;
-    const size = typeof data === 'string' ? data.length : data.length;
     if (this.queued) {
       this.queued.push(data);
-      this.queuedBytes += size;
+      this.queuedBytes += data.length;
       if (this.queuedBytes >= HIGH_WATER_MARK) this.needDrain = true;
       return !this.needDrain;
     }
@@ -233,9 +239,7 @@ class RawPodSocket implements PodSocket {
   onRead(nread: number): void {
     if (this.destroyed) return;
     if (nread > 0) {
-      const chunk = Buffer.allocUnsafe(nread);
-      chunk.set(this.readBuffer.subarray(0, nread));
-      this.on.onData.call(this, chunk);
+      this.on.onData.call(this, copyRead(this.readBuffer, nread));
       return;
     }
     if (nread === 0) return;
@@ -246,14 +250,14 @@ class RawPodSocket implements PodSocket {
       if (this.shutdownDone) this.destroy();
       return;
     }
-    this.fail(uvError(nread, 'read', this.host, this.port));
+    this.close(uvError(nread, 'read', this.host, this.port));
   }
 
   /** @internal */
   afterWrite(status: number): void {
     if (this.destroyed) return;
     if (status < 0) {
-      this.fail(uvError(status, 'write', this.host, this.port));
+      this.close(uvError(status, 'write', this.host, this.port));
       return;
     }
     if (this.needDrain && this.handle.writeQueueSize === 0) {
@@ -273,7 +277,7 @@ class RawPodSocket implements PodSocket {
   private afterConnect(status: number): void {
     if (this.destroyed) return;
     if (status < 0) {
-      this.fail(uvError(status, 'connect', this.host, this.port));
+      this.close(uvError(status, 'connect', this.host, this.port));
       return;
     }
     this.connecting = false;
@@ -293,17 +297,11 @@ class RawPodSocket implements PodSocket {
 
   /** Hand one write to libuv; false (and the socket failed) when it refused it. */
   private dispatch(data: Buffer | string): boolean {
-    const b = BINDINGS!;
-    const req = new b.WriteWrap();
-    req.handle = this.handle;
-    req.oncomplete = onWriteComplete;
-    const err = typeof data === 'string' ? this.handle.writeLatin1String(req, data) : this.handle.writeBuffer(req, data);
-    if (err !== 0) {
-      this.fail(uvError(err, 'write', this.host, this.port));
+    const err = writeToHandle(this.handle, data, afterPodWrite, this);
+    if (err < 0) {
+      this.close(uvError(err, 'write', this.host, this.port));
       return false;
     }
-    // libuv holds a pointer into the buffer until the write completes: keep it alive with the request.
-    if (b.state[b.kLastWriteWasAsync]) req.buffer = data;
     return true;
   }
 
@@ -313,10 +311,6 @@ class RawPodSocket implements PodSocket {
     req.oncomplete = onShutdownComplete;
     const err = this.handle.shutdown(req);
     if (err !== 0) this.destroy();
-  }
-
-  private fail(err: NodeJS.ErrnoException): void {
-    this.close(err);
   }
 
   private close(err: NodeJS.ErrnoException | undefined): void {
@@ -338,9 +332,7 @@ class RawPodSocket implements PodSocket {
 /** The fallback: net.Socket behind the same interface (a Node without the bindings). */
 function connectWithNet(host: string, port: number, readBuffer: Uint8Array, on: PodSocketHandlers<PodSocket>): PodSocket {
   const onread = { buffer: readBuffer, callback: (nread: number, buf: Uint8Array) => {
-    const chunk = Buffer.allocUnsafe(nread);
-    chunk.set(buf.subarray(0, nread));
-    on.onData.call(socket, chunk);
+    on.onData.call(socket, copyRead(buf, nread));
     return true;
   } };
   const s = net.connect({ host, port, noDelay: true, allowHalfOpen: true, onread });

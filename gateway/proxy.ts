@@ -24,7 +24,7 @@ import type { GatewayMetrics } from './metrics.js';
 import { Answer, endGracefully, rawErrorResponse } from './respond.js';
 import { Resolved, type Upstream } from './resolvers/resolver.js';
 import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
-import { connectPod, handleQueueSize, NO_BINDINGS, writeToHandle, type PodSocket, type PodSocketHandlers } from './pod-socket.js';
+import { connectPod, copyRead, handleQueueSize, NO_BINDINGS, writeToHandle, type PodSocket, type PodSocketHandlers } from './pod-socket.js';
 
 const LINK = Symbol('rtc-edge.link');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -321,9 +321,7 @@ function onClientData(this: LinkedSocket, chunk: Buffer): void {
 }
 
 function onClientRead(this: LinkedSocket, nread: number, buf: Uint8Array): boolean {
-  const chunk = Buffer.allocUnsafe(nread);
-  chunk.set(buf.subarray(0, nread));
-  onClientData.call(this, chunk);
+  onClientData.call(this, copyRead(buf, nread));
   return true;
 }
 
@@ -466,7 +464,7 @@ function clientAborted(link: Link): void {
  */
 function relayToClient(link: Link, chunk: Buffer): boolean {
   const client = link.client;
-  const handle = (client as unknown as { _handle?: unknown })._handle;
+  const handle = handleOf(client);
   if (!handle || client.writableLength > 0 || client.writableEnded || client.destroyed) return client.write(chunk);
   const r = writeToHandle(handle, chunk, afterDirectWrite, link);
   if (r === NO_BINDINGS) return client.write(chunk);
@@ -483,13 +481,18 @@ function relayToClient(link: Link, chunk: Buffer): boolean {
   return true;
 }
 
+/** The libuv handle under a net.Socket (undefined once it is closed). */
+function handleOf(socket: net.Socket): unknown {
+  return (socket as unknown as { _handle?: unknown })._handle;
+}
+
 function afterDirectWrite(link: Link, status: number): void {
   const client = link.client;
   if (status < 0) {
     client.destroy();
     return;
   }
-  if (link.clientBlocked && handleQueueSize((client as unknown as { _handle?: unknown })._handle) === 0) {
+  if (link.clientBlocked && handleQueueSize(handleOf(client)) === 0) {
     link.clientBlocked = false;
     link.upstream.resume();
   }

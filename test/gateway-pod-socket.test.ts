@@ -76,6 +76,17 @@ async function peer(onSocket: (s: Socket) => void): Promise<{ port: number; clos
   };
 }
 
+/** A peer whose one connection is `accepted` (resolves to its socket), paused on accept when `paused`. */
+async function acceptingPeer(paused: boolean): Promise<{ port: number; close(): Promise<void>; accepted: Promise<Socket> }> {
+  let accept!: (s: Socket) => void;
+  const accepted = new Promise<Socket>((res) => (accept = res));
+  const p = await peer((s) => {
+    if (paused) s.pause();
+    accept(s);
+  });
+  return { ...p, accepted };
+}
+
 const collect = (s: Socket) => new Promise<Buffer>((res) => {
   const parts: Buffer[] = [];
   s.on('data', (c: Buffer) => parts.push(c));
@@ -138,18 +149,11 @@ test('half-open: after the peer\'s FIN the socket still writes, and it closes on
 });
 
 test('backpressure: write() turns false past 16 KiB queued while the peer does not read, onDrain follows when it reads, every byte arrives', async () => {
-  let peerSocket!: Socket;
-  let accept!: () => void;
-  const accepted = new Promise<void>((res) => (accept = res));
-  const p = await peer((s) => {
-    peerSocket = s;
-    s.pause();
-    accept();
-  });
+  const p = await acceptingPeer(true);
   try {
     const r = recorder();
     const sock = connectPod('127.0.0.1', p.port, READ_BUFFER, r.handlers);
-    await accepted;
+    const peerSocket = await p.accepted;
     // Connected on this side too (writes before that are queued in JavaScript, which is another path).
     await new Promise((res) => setTimeout(res, 100));
     const chunk = Buffer.alloc(MIB, 3);
@@ -217,18 +221,12 @@ test('a reset from the peer is an error and a close; destroy() mid-connect close
 });
 
 test('pause() stops reading until resume(): what the peer sends meanwhile arrives after resume, in order', async () => {
-  let peerSocket!: Socket;
-  let accept!: () => void;
-  const accepted = new Promise<void>((res) => (accept = res));
-  const p = await peer((s) => {
-    peerSocket = s;
-    accept();
-  });
+  const p = await acceptingPeer(false);
   try {
     const r = recorder();
     const sock = connectPod('127.0.0.1', p.port, READ_BUFFER, r.handlers);
     sock.pause();
-    await accepted;
+    const peerSocket = await p.accepted;
     peerSocket.write('one,');
     peerSocket.write('two');
     await new Promise((res) => setTimeout(res, 150));
