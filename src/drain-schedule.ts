@@ -117,7 +117,9 @@ export function runDrain<T extends { readonly open: boolean }>(run: DrainRun<T>)
       }
       if (run.openConnections() === 0) return finish();
       if (batch >= DRAIN_MAX_BATCH) timer = setTimeout(tick, 0);
-      else if (next < groups.length) timer = setTimeout(tick, Math.max(DRAIN_TICK_MS, plan[next]! - elapsed));
+      // Connections also leave by themselves (their client went first, or a pod's close was in flight): the wait
+      // for a distant slot is polled too, so a drain whose last connection left ends within SETTLE_POLL_MS.
+      else if (next < groups.length) timer = setTimeout(tick, Math.min(SETTLE_POLL_MS, Math.max(DRAIN_TICK_MS, plan[next]! - elapsed)));
       else timer = setTimeout(tick, SETTLE_POLL_MS);
     };
     tick();

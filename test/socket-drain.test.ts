@@ -60,6 +60,22 @@ describe('drain schedule', () => {
     });
     assert.deepEqual(result, { drained: 5, remaining: 0 });
   });
+
+  test('runDrain ends soon after the last connection leaves by itself, however far away its slot is', async () => {
+    // The case of a gateway's shutdown: its one link was closing already (the pod's 1012 in flight) when the
+    // drain began, and its slot in a 60 s window may lie anywhere; the drain must not wait for that slot.
+    const target = { open: true };
+    let open = 1;
+    setTimeout(() => {
+      target.open = false;
+      open = 0;
+    }, 50);
+    const t0 = performance.now();
+    const result = await runDrain({ targets: [target], windowMs: 60_000, timeoutMs: 120_000, notify: () => assert.fail('a target that left is not notified'), openConnections: () => open, random: () => 0.99 });
+    const elapsed = performance.now() - t0;
+    assert.deepEqual(result, { drained: 0, remaining: 0 });
+    assert.ok(elapsed < 2000, `ended ${Math.round(elapsed)} ms after the start, the connection left at 50 ms`);
+  });
 });
 
 /** The free-loop probe: a timer every SAMPLE_MS; a gap of at most FREE_GAP_MS is on time; FREE_RUN on time in a row is free. */
