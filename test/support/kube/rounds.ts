@@ -146,12 +146,18 @@ async function reachPods(ctx: RoundContext, count: number): Promise<V1Pod[]> {
 
 /** The pod the real controller marked for deletion among `before`, and the pods as they were at that moment. */
 async function removedAmong(ctx: RoundContext, before: readonly string[]): Promise<{ victim: V1Pod; pods: V1Pod[] }> {
+  // A victim without connections drains in milliseconds, and the process kubelet finalizes it right after: it can
+  // be marked and gone between two polls. Each pod's last version seen stands in for it then (the scaler's cost
+  // annotations are written before its scale call, so the last version carries them).
+  const lastSeen = new Map<string, V1Pod>();
   return waitFor('the ReplicaSet controller to remove a pod', async () => {
     const all = await ctx.c.pods(NS, 'app.kubernetes.io/component=socket', true);
     const gone = before.filter((n) => !all.some((p) => name(p) === n && !p.metadata?.deletionTimestamp));
     if (gone.length > 1) throw new Error(`more than one pod removed: ${gone.join(', ')}`);
-    const victim = all.find((p) => name(p) === gone[0]);
-    return victim ? { victim, pods: all.filter((p) => before.includes(name(p))) } : undefined;
+    const known = before.map((n) => all.find((p) => name(p) === n) ?? lastSeen.get(n)).filter((p): p is V1Pod => p !== undefined);
+    for (const p of known) lastSeen.set(name(p), p);
+    const victim = known.find((p) => name(p) === gone[0]);
+    return victim ? { victim, pods: known } : undefined;
   }, STABILIZATION_MS * 6, 50);
 }
 
