@@ -51,5 +51,14 @@ export const WORKER_RESTART_MAX_MS = 30_000;
 export const WORKER_STABLE_MS = 30_000;
 /** How long the primary waits for each worker's metrics before answering /metrics without them. */
 export const WORKER_METRICS_TIMEOUT_MS = 2000;
+/** How often a worker tells the primary how many client connections it holds (only when the number changed). */
+export const WORKER_LOAD_REPORT_MS = 100;
+/**
+ * Accept balancing between workers: a worker stops accepting while it holds more than the least-loaded worker plus
+ * this slack (at least WORKER_BALANCE_SLACK_MIN connections, or WORKER_BALANCE_SLACK_RATIO of the least-loaded's),
+ * and accepts again at half the slack.
+ */
+export const WORKER_BALANCE_SLACK_MIN = 32;
+export const WORKER_BALANCE_SLACK_RATIO = 0.05;
 /** After the drain order, a worker gets GATEWAY_DRAIN_MS plus this long to exit before it is killed. */
 export const WORKER_EXIT_GRACE_MS = 3 * CLOSE_GRACE_MS;

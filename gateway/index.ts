@@ -30,6 +30,13 @@ export interface GatewayHandle extends RoleHandle {
   readonly metrics: MetricsRegistry;
   /** Proxied connections currently open. */
   connections(): number;
+  /** Client connections open in every phase (what a worker reports to the primary for accept balancing). */
+  load(): number;
+  /**
+   * Accept new connections on the client-facing port, or stop for now (a worker above its share; the primary
+   * decides). Resolves with whether it accepts afterwards; a draining gateway never accepts again.
+   */
+  setAccepting(on: boolean): Promise<boolean>;
   /** Graceful stop: readiness 503, stop accepting, close proxied connections with 1001 paced over GATEWAY_DRAIN_MS. */
   close(): Promise<void>;
 }
@@ -129,11 +136,35 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   logger.info({ port, ...(adminPort ? { adminPort } : {}), resolver: resolver.kind, registry: registry.kind, maxConnections }, deps.worker ? 'gateway worker listening' : 'gateway listening');
 
   let closing: Promise<void> | undefined;
+  let accepting = true;
+  let switching: Promise<boolean> = Promise.resolve(true);
+  const switchAccepting = async (on: boolean): Promise<boolean> => {
+    if (on === accepting || ctx.draining) return accepting && !ctx.draining;
+    if (!on) {
+      server.pauseAccepting();
+      accepting = false;
+      return false;
+    }
+    try {
+      // The same address and port as at start-up: a worker joins the primary's shared listening socket again.
+      await listen(server, config.gatewayPort, deps.host);
+      accepting = true;
+    } catch (err) {
+      logger.error({ err }, 'gateway worker could not listen again after pausing its accepts; the primary retries');
+    }
+    if (accepting && ctx.draining) server.pauseAccepting();
+    return accepting;
+  };
   return {
     port,
     adminPort,
     metrics: metrics.registry,
     connections: () => proxy.active.size,
+    load: () => server.openConnections(),
+    setAccepting(on) {
+      switching = switching.then(() => switchAccepting(on));
+      return switching;
+    },
     close() {
       closing ??= (async () => {
         ctx.draining = true;

@@ -32,6 +32,13 @@ export type GatewayServer = net.Server & {
   closeIdleConnections(): void;
   /** Destroy every connection of plain requests and every connection still sending its first head. */
   closeAllConnections(): void;
+  /** Client connections accepted and still open (every phase: head, plain request, proxied, refused). */
+  openConnections(): number;
+  /**
+   * Stop accepting for now (a gateway worker that holds more than its share): the listening handle is closed, open
+   * connections are untouched, and the server is not shut down. Listen again to resume; a drain shuts it down.
+   */
+  pauseAccepting(): void;
 };
 
 /** Create (not listen) a gateway server for one surface (the client-facing port, the admin port, or both in `dev`). */
@@ -109,8 +116,18 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
     httpServer.closeAllConnections();
     reader.destroyPending();
   };
-  // Its connection-tracking interval is cleared with the listening server.
-  server.on('close', () => httpServer.close());
+  server.openConnections = () => open;
+  let paused = false;
+  server.pauseAccepting = () => {
+    if (!server.listening) return;
+    paused = true;
+    server.close();
+    server.once('listening', () => (paused = false));
+  };
+  // Its connection-tracking interval is cleared with the listening server (not while it only paused accepting).
+  server.on('close', () => {
+    if (!paused || ctx.draining) httpServer.close();
+  });
   let exhausted = false;
   server.on('error', (err: NodeJS.ErrnoException) => {
     // accept() failures: libuv closes the pending connection and keeps listening. (Listen errors are start()'s.)

@@ -25,13 +25,28 @@ export interface MetricsReply {
   id: number;
   metrics: MetricsJson;
 }
+/** Worker → primary: the client connections this worker holds now (sent when it changed, every WORKER_LOAD_REPORT_MS). */
+export interface LoadMessage {
+  type: 'rtc-edge:load';
+  open: number;
+}
+/** Primary → worker: accept new connections on the shared port, or stop for now (accept balancing). */
+export interface AcceptOrder {
+  type: 'rtc-edge:accept';
+  on: boolean;
+}
+/** Worker → primary: the order is carried out; whether this worker accepts now. */
+export interface AcceptingMessage {
+  type: 'rtc-edge:accepting';
+  on: boolean;
+}
 /** Primary → worker: SIGTERM arrived; run the paced drain and exit. */
 export interface DrainMessage {
   type: 'rtc-edge:drain';
 }
 
-export type ToPrimary = UpMessage | MetricsReply;
-export type ToWorker = GroupMessage | MetricsRequest | DrainMessage;
+export type ToPrimary = UpMessage | MetricsReply | LoadMessage | AcceptingMessage;
+export type ToWorker = GroupMessage | MetricsRequest | DrainMessage | AcceptOrder;
 
 /** The environment variable that tells a forked worker its slot (0-based, stable across restarts). */
 export const WORKER_SLOT_ENV = 'RTC_EDGE_GATEWAY_WORKER';

@@ -6,7 +6,8 @@
 import type { Config } from '../src/config.js';
 import type { RoleDeps } from '../src/role.js';
 import { start, type GatewayHandle } from './index.js';
-import { isMessage, type DrainMessage, type GroupMessage, type MetricsReply, type MetricsRequest, type ToPrimary, type UpMessage } from './worker-messages.js';
+import { WORKER_LOAD_REPORT_MS } from './constants.js';
+import { isMessage, type AcceptingMessage, type AcceptOrder, type DrainMessage, type GroupMessage, type LoadMessage, type MetricsReply, type MetricsRequest, type ToPrimary, type UpMessage } from './worker-messages.js';
 
 function send(message: ToPrimary): void {
   // The channel closes when the primary dies; the 'disconnect' handler drains this worker then.
@@ -23,6 +24,9 @@ export async function startWorker(config: Config, deps: RoleDeps, stop: () => vo
   process.on('message', (m: unknown) => {
     if (isMessage<GroupMessage>(m, 'rtc-edge:workers')) allUp = m.allUp;
     else if (isMessage<DrainMessage>(m, 'rtc-edge:drain')) stop();
+    else if (isMessage<AcceptOrder>(m, 'rtc-edge:accept') && handle) {
+      void handle.setAccepting(m.on).then((on) => send({ type: 'rtc-edge:accepting', on } satisfies AcceptingMessage));
+    }
     else if (isMessage<MetricsRequest>(m, 'rtc-edge:metrics?') && handle) {
       const { id } = m;
       handle.metrics.getMetricsAsJSON().then(
@@ -37,5 +41,14 @@ export async function startWorker(config: Config, deps: RoleDeps, stop: () => vo
   });
   handle = await start(config, { ...deps, worker: { allUp: () => allUp } });
   send({ type: 'rtc-edge:worker-up', port: handle.port } satisfies UpMessage);
+  // The primary balances accepts by these numbers (gateway/workers.ts).
+  let reported = 0;
+  const gateway = handle;
+  setInterval(() => {
+    const open = gateway.load();
+    if (open === reported) return;
+    reported = open;
+    send({ type: 'rtc-edge:load', open } satisfies LoadMessage);
+  }, WORKER_LOAD_REPORT_MS).unref();
   return handle;
 }

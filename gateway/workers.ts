@@ -1,7 +1,8 @@
 /**
  * The gateway's primary process when GATEWAY_WORKERS > 1: it forks that many gateway workers (gateway/worker.ts)
- * behind the one client-facing port (Node's cluster module: the primary accepts and hands connections out round
- * robin), restarts a worker that dies while the others keep serving, serves the admin port itself (/metrics
+ * behind the one client-facing port (Node's cluster module: each worker accepts on the shared listening socket, and
+ * the primary balances them by closing the accepts of a worker above its share; round robin through the primary
+ * when GATEWAY_PORT is 0), restarts a worker that dies while the others keep serving, serves the admin port itself (/metrics
  * aggregated over every process, /readyz true only while every worker is up, /api/* from its own registry view),
  * and on SIGTERM orders every worker's paced drain at once, with one deadline.
  */
@@ -13,7 +14,7 @@ import { createMetricsRegistry, prom, registerRegistryMetrics } from '../src/met
 import { createRegistry } from '../src/registry/index.js';
 import type { RoleDeps, RoleHandle } from '../src/role.js';
 import { createAssigner } from './assign.js';
-import { API_PODS_KEYS_LISTED, WORKER_EXIT_GRACE_MS, WORKER_METRICS_TIMEOUT_MS, WORKER_RESTART_BASE_MS, WORKER_RESTART_MAX_MS, WORKER_STABLE_MS } from './constants.js';
+import { API_PODS_KEYS_LISTED, WORKER_BALANCE_SLACK_MIN, WORKER_BALANCE_SLACK_RATIO, WORKER_EXIT_GRACE_MS, WORKER_METRICS_TIMEOUT_MS, WORKER_RESTART_BASE_MS, WORKER_RESTART_MAX_MS, WORKER_STABLE_MS } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { listen, stopServer } from './index.js';
 import { createGatewayMetrics } from './metrics.js';
@@ -21,7 +22,7 @@ import { UpgradeProxy } from './proxy.js';
 import { createRegistryResolver } from './resolvers/registry.js';
 import { createGatewayServer } from './server.js';
 import { createRegistryView, VIEW_STATE_VALUE } from './view.js';
-import { isMessage, WORKER_SLOT_ENV, type MetricsJson, type MetricsReply, type ToWorker, type UpMessage } from './worker-messages.js';
+import { isMessage, WORKER_SLOT_ENV, type AcceptingMessage, type LoadMessage, type MetricsJson, type MetricsReply, type ToWorker, type UpMessage } from './worker-messages.js';
 
 /** The running group of gateway workers, as the primary holds it. */
 export interface WorkerGroupHandle extends RoleHandle {
@@ -43,6 +44,34 @@ interface Slot {
   /** Consecutive restarts without a stable run in between (the backoff exponent). */
   attempt: number;
   restart: NodeJS.Timeout | undefined;
+  /** Client connections the worker last reported. */
+  open: number;
+  /** Whether it accepts on the shared port (as it last confirmed). */
+  accepting: boolean;
+  /** An accept order sent and not confirmed yet. */
+  ordered: boolean | undefined;
+}
+
+/**
+ * Accept balancing: which up workers should start or stop accepting now. A worker stops while it holds more than the
+ * least-loaded one plus the slack, and starts again at half the slack; one is stopped only while another accepts
+ * and stays accepting, so the shared socket always has a worker behind it. Resumes come first.
+ */
+export function balanceOrders(workers: readonly Pick<Slot, 'open' | 'accepting' | 'ordered'>[]): { resume: number[]; pause: number[] } {
+  const resume: number[] = [];
+  const pause: number[] = [];
+  if (workers.length === 0) return { resume, pause };
+  const min = Math.min(...workers.map((w) => w.open));
+  const slack = Math.max(WORKER_BALANCE_SLACK_MIN, Math.ceil(min * WORKER_BALANCE_SLACK_RATIO));
+  const high = (w: Pick<Slot, 'open'>) => w.open > min + slack;
+  workers.forEach((w, i) => {
+    if (!w.accepting && w.ordered === undefined && (workers.length === 1 || w.open <= min + slack / 2)) resume.push(i);
+  });
+  const staysAccepting = (w: Pick<Slot, 'open' | 'accepting' | 'ordered'>) => w.accepting && w.ordered === undefined && !high(w);
+  workers.forEach((w, i) => {
+    if (workers.length > 1 && w.accepting && w.ordered === undefined && high(w) && workers.some((o) => o !== w && staysAccepting(o))) pause.push(i);
+  });
+  return { resume, pause };
 }
 
 function post(worker: Worker | undefined, message: ToWorker): void {
@@ -57,8 +86,15 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
   // the group's CPU per handshake, but the kernel then hands nearly every new connection to the longest-running
   // worker while it is not busy, and idle WebSockets never make it busy: one worker's descriptor ceiling is reached
   // while the others are empty (README "Gateway workers").
-  cluster.schedulingPolicy = cluster.SCHED_RR;
-  const slots: Slot[] = Array.from({ length: config.gatewayWorkers }, (_, index) => ({ index, worker: undefined, up: false, upAt: 0, attempt: 0, restart: undefined }));
+  // Each worker accepts on the shared socket (SCHED_NONE): half the group's CPU per handshake of round robin, where
+  // this process accepted every connection and handed it over IPC. The kernel's choice of worker is uneven (the one
+  // that has run longest gets nearly all while it is not busy, and idle WebSockets never make it busy), so this
+  // process balances: a worker above its share closes its accepts until the others catch up (balanceOrders). That
+  // needs a fixed port to listen on again; with GATEWAY_PORT=0 (tests) it is round robin, set here so that
+  // NODE_CLUSTER_SCHED_POLICY cannot change either (README "Gateway workers").
+  const balancing = config.gatewayPort !== 0;
+  cluster.schedulingPolicy = balancing ? cluster.SCHED_NONE : cluster.SCHED_RR;
+  const slots: Slot[] = Array.from({ length: config.gatewayWorkers }, (_, index) => ({ index, worker: undefined, up: false, upAt: 0, attempt: 0, restart: undefined, open: 0, accepting: false, ordered: undefined }));
   let stopping = false;
   let started = false;
   let port = 0;
@@ -101,6 +137,18 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
     for (const s of slots) post(s.worker, { type: 'rtc-edge:workers', allUp: up });
   };
 
+  function rebalance(): void {
+    if (!balancing || stopping) return;
+    const up = slots.filter((s) => s.up && s.worker?.isConnected());
+    const { resume, pause } = balanceOrders(up);
+    for (const i of resume) order(up[i]!, true);
+    for (const i of pause) order(up[i]!, false);
+  }
+  function order(slot: Slot, on: boolean): void {
+    slot.ordered = on;
+    post(slot.worker, { type: 'rtc-edge:accept', on });
+  }
+
   let startFailed: (err: Error) => void = () => undefined;
   let startDone: () => void = () => undefined;
   const allStarted = new Promise<void>((resolve, reject) => {
@@ -115,6 +163,9 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
     slot.worker = worker;
     slot.up = false;
     slot.upAt = 0;
+    slot.open = 0;
+    slot.accepting = false;
+    slot.ordered = undefined;
     logger.info({ worker: slot.index, workerPid: worker.process.pid }, 'gateway worker started');
     const exited = new Promise<void>((resolve) => worker.once('exit', (code: number | null, signal: string | null) => {
       exits.delete(exited);
@@ -124,13 +175,23 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
     exits.add(exited);
     worker.on('message', (m: unknown) => {
       if (isMessage<MetricsReply>(m, 'rtc-edge:metrics')) pending.get(m.id)?.(m.metrics);
+      else if (isMessage<LoadMessage>(m, 'rtc-edge:load')) {
+        slot.open = m.open;
+        rebalance();
+      } else if (isMessage<AcceptingMessage>(m, 'rtc-edge:accepting')) {
+        slot.accepting = m.on;
+        slot.ordered = undefined;
+        rebalance();
+      }
       else if (isMessage<UpMessage>(m, 'rtc-edge:worker-up')) {
         port = m.port;
         slot.up = true;
         slot.upAt = Date.now();
+        slot.accepting = true;
         if (started) logger.info({ worker: slot.index, workerPid: worker.process.pid }, 'gateway worker serving again');
         else if (slots.every((s) => s.up)) startDone();
         broadcast();
+        rebalance();
       }
     });
   }
@@ -141,6 +202,7 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
     slot.worker = undefined;
     slot.up = false;
     broadcast();
+    rebalance();
     if (stopping) return;
     if (!started) {
       startFailed(new Error(`gateway worker ${slot.index} exited (code ${code}, signal ${signal}) before it listened; its log says why`));

@@ -7,6 +7,7 @@ import { createAssigner } from '../gateway/assign.js';
 import { advance, atBoundary, frameSize, type FrameCursor } from '../gateway/frames.js';
 import { buildUpstreamRequest, requestIdOf } from '../gateway/handshake.js';
 import { effectiveMaxConnections } from '../gateway/index.js';
+import { balanceOrders } from '../gateway/workers.js';
 import { FD_RESERVE } from '../gateway/constants.js';
 import { renderTemplate } from '../gateway/resolvers/dns.js';
 import { indexSlices, pickPort } from '../gateway/resolvers/endpointslices.js';
@@ -230,6 +231,31 @@ test('fd budget: GATEWAY_MAX_CONNECTIONS is lowered to fit two descriptors per c
   assert.equal(effectiveMaxConnections(9500, 1024), Math.floor((1024 - FD_RESERVE) / 2));
   assert.equal(effectiveMaxConnections(9500, undefined), 9500);
   assert.equal(effectiveMaxConnections(9500, 10), 1);
+});
+
+test('worker accept balancing: the worker above the least-loaded plus the slack stops accepting, never the last one accepting', () => {
+  const w = (open: number, accepting = true, ordered: boolean | undefined = undefined) => ({ open, accepting, ordered });
+  // Even enough (within 32 connections, or 5 % of the least-loaded): nobody is ordered.
+  assert.deepEqual(balanceOrders([w(100), w(131)]), { resume: [], pause: [] });
+  assert.deepEqual(balanceOrders([w(6000), w(6290)]), { resume: [], pause: [] });
+  // The kernel gave one worker nearly everything: it stops, the other keeps accepting.
+  assert.deepEqual(balanceOrders([w(900), w(40)]), { resume: [], pause: [0] });
+  assert.deepEqual(balanceOrders([w(6000), w(6301)]), { resume: [], pause: [1] });
+  // A restarted worker (0 connections) takes every new connection until it is within the slack.
+  assert.deepEqual(balanceOrders([w(5900), w(0), w(6100)]), { resume: [], pause: [0, 2] });
+  // Two high workers and one low that is still confirming an earlier order: nobody may be stopped yet.
+  assert.deepEqual(balanceOrders([w(900), w(10, true, true), w(950)]), { resume: [], pause: [] });
+  // A stopped worker starts again once it is within half the slack, and only then may the other stop.
+  assert.deepEqual(balanceOrders([w(120, false), w(100)]), { resume: [], pause: [] });
+  assert.deepEqual(balanceOrders([w(115, false), w(100)]), { resume: [0], pause: [] });
+  assert.deepEqual(balanceOrders([w(100, false), w(500)]), { resume: [0], pause: [] });
+  // The least-loaded worker is stopped (it was the high one a moment ago): it resumes; the high one waits for that.
+  assert.deepEqual(balanceOrders([w(0, false), w(500)]), { resume: [0], pause: [] });
+  // The only worker left always accepts, whatever it holds; an order in flight is not repeated.
+  assert.deepEqual(balanceOrders([w(9000, false)]), { resume: [0], pause: [] });
+  assert.deepEqual(balanceOrders([w(9000, false, true)]), { resume: [], pause: [] });
+  assert.deepEqual(balanceOrders([w(900, true, false), w(0)]), { resume: [], pause: [] });
+  assert.deepEqual(balanceOrders([]), { resume: [], pause: [] });
 });
 
 test('dns template rendering', () => {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { after, test } from 'node:test';
+import { freePort } from './support/net.js';
 import { promtool } from './support/promtool.js';
 import { startRedis, type RedisServer } from './support/redis.js';
 import { spawnRole, type RoleProcess } from './support/role-process.js';
@@ -53,7 +54,7 @@ test('2 gateway workers hold more than one process\'s descriptor limit; SIGKILL 
   redis = await startRedis();
   const node = await spawnRole('socket', 'socket node listening', { REDIS_URL: redis.url, SOCKET_PORT: '0', ADMIN_PORT: '0', POD_NAME: POD, POD_IP: '127.0.0.1', SOCKET_IDLE_TIMEOUT_S: '0', HEARTBEAT_MS: '500', LOG_LEVEL: 'info' });
   started.push(node);
-  const gw = await spawnRole('gateway', 'gateway listening', { REDIS_URL: redis.url, GATEWAY_WORKERS: '2', GATEWAY_PORT: '0', GATEWAY_ADMIN_PORT: '0', HEARTBEAT_MS: '500', GATEWAY_DRAIN_MS: String(DRAIN_MS), LOG_LEVEL: 'info' });
+  const gw = await spawnRole('gateway', 'gateway listening', { REDIS_URL: redis.url, GATEWAY_WORKERS: '2', GATEWAY_PORT: String(await freePort()), GATEWAY_ADMIN_PORT: '0', HEARTBEAT_MS: '500', GATEWAY_DRAIN_MS: String(DRAIN_MS), LOG_LEVEL: 'info' });
   started.push(gw);
   const port = gw.log.port as number;
   const admin = `http://127.0.0.1:${gw.log.adminPort as number}`;
@@ -76,6 +77,11 @@ test('2 gateway workers hold more than one process\'s descriptor limit; SIGKILL 
   const fds = [...before.values()].map(descriptors);
   assert.ok(fds.reduce((a, b) => a + b, 0) > 2 * CONNECTIONS, `worker descriptors ${fds.join(' + ')} hold both sides of every connection`);
   for (const n of fds) assert.ok(n < 20_000 && n > 2 * (CONNECTIONS - ONE_PROCESS_MAX), `each worker holds its share within its own limit: ${fds.join(', ')}`);
+  // Each worker accepts on the shared socket and the primary balances them (the kernel alone gave nearly all of a
+  // quiet burst to one worker): the shares are even, not just within each worker's limit.
+  const total = fds[0]! + fds[1]!;
+  process.stdout.write(`# ${CONNECTIONS} connections in ${openMs} ms; worker descriptors ${fds.join(' / ')}\n`);
+  for (const n of fds) assert.ok(n > 0.4 * total && n < 0.6 * total, `the workers' shares are even: ${fds.join(' vs ')} descriptors`);
 
   const [victimSlot, victimPid] = [...before][0]!;
   process.kill(victimPid, 'SIGKILL');
@@ -90,8 +96,7 @@ test('2 gateway workers hold more than one process\'s descriptor limit; SIGKILL 
   const closed = sum(dropped, (s) => s.closed);
   const survivors = sum(dropped, (s) => s.open);
   assert.equal(closed + survivors, CONNECTIONS);
-  // Each worker's share fits one process, so both held theirs. (Node's round robin hands a connection to the next
-  // worker that has acknowledged its last one, so a busier worker gets fewer: splits of 50/50 to 42/58 were seen.)
+  // Each worker's share fits one process, so both held theirs.
   assert.ok(closed <= ONE_PROCESS_MAX && survivors <= ONE_PROCESS_MAX, `killed worker held ${closed}, the other ${survivors}`);
 
   // The primary restarts the victim; meanwhile the survivor's connections stay open and keep relaying.
@@ -108,11 +113,13 @@ test('2 gateway workers hold more than one process\'s descriptor limit; SIGKILL 
   assert.equal(sum(pinged, (s) => s.open), survivors, 'no surviving connection was dropped by the restart');
   assert.equal(await metric(admin, 'rtc_gateway_worker_restarts_total'), 1);
 
-  // The new worker takes its share of new connections.
+  // The new worker takes the new connections (it holds the fewest, so the survivor stops accepting).
   const fdsBefore = descriptors(restarted);
   const more = await holders[0]!.send({ cmd: 'open', url, count: 200, concurrency: 20 });
   assert.equal(more.open, dropped[0]!.open + 200, 'new connections accepted');
-  assert.ok(descriptors(restarted) - fdsBefore >= 100, 'the restarted worker serves again');
+  const gained = descriptors(restarted) - fdsBefore;
+  process.stdout.write(`# after the restart: the restarted worker gained ${gained} descriptors for 200 new connections\n`);
+  assert.ok(gained >= 100, 'the restarted worker serves again');
 
   // The aggregated exposition is valid Prometheus text.
   const check = promtool(['check', 'metrics'], undefined, await (await fetch(`${admin}/metrics`)).text());
