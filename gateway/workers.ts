@@ -81,11 +81,6 @@ function post(worker: Worker | undefined, message: ToWorker): void {
 /** Fork GATEWAY_WORKERS gateway workers and serve the admin port; resolves once every worker listens. */
 export async function startWorkers(config: Config, deps: RoleDeps): Promise<WorkerGroupHandle> {
   const logger = deps.logger.child({ component: 'gateway-primary' });
-  // Round robin (Node's default on Linux, set here so that NODE_CLUSTER_SCHED_POLICY cannot change it): this process
-  // accepts every connection and hands it to a worker. SCHED_NONE (each worker accepts on the shared socket) halves
-  // the group's CPU per handshake, but the kernel then hands nearly every new connection to the longest-running
-  // worker while it is not busy, and idle WebSockets never make it busy: one worker's descriptor ceiling is reached
-  // while the others are empty (README "Gateway workers").
   // Each worker accepts on the shared socket (SCHED_NONE): half the group's CPU per handshake of round robin, where
   // this process accepted every connection and handed it over IPC. The kernel's choice of worker is uneven (the one
   // that has run longest gets nearly all while it is not busy, and idle WebSockets never make it busy), so this
