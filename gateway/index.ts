@@ -136,24 +136,23 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
   logger.info({ port, ...(adminPort ? { adminPort } : {}), resolver: resolver.kind, registry: registry.kind, maxConnections }, deps.worker ? 'gateway worker listening' : 'gateway listening');
 
   let closing: Promise<void> | undefined;
-  let accepting = true;
   let switching: Promise<boolean> = Promise.resolve(true);
   const switchAccepting = async (on: boolean): Promise<boolean> => {
-    if (on === accepting || ctx.draining) return accepting && !ctx.draining;
+    if (ctx.draining) return false;
+    if (on === server.listening) return on;
     if (!on) {
       server.pauseAccepting();
-      accepting = false;
       return false;
     }
     try {
       // The same address and port as at start-up: a worker joins the primary's shared listening socket again.
       await listen(server, config.gatewayPort, deps.host);
-      accepting = true;
     } catch (err) {
       logger.error({ err }, 'gateway worker could not listen again after pausing its accepts; the primary retries');
     }
-    if (accepting && ctx.draining) server.pauseAccepting();
-    return accepting;
+    // A drain that began while it listened again closes it as the drain closed it before.
+    if (ctx.draining && server.listening) server.close();
+    return server.listening;
   };
   return {
     port,

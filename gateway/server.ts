@@ -32,7 +32,7 @@ export type GatewayServer = net.Server & {
   closeIdleConnections(): void;
   /** Destroy every connection of plain requests and every connection still sending its first head. */
   closeAllConnections(): void;
-  /** Client connections accepted and still open (every phase: head, plain request, proxied, refused). */
+  /** Client connections accepted and still open (every phase: head, plain request, proxied, answered with an error; not those refused past the ceiling). */
   openConnections(): number;
   /**
    * Stop accepting for now (a gateway worker that holds more than its share): the listening handle is closed, open

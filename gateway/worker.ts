@@ -26,8 +26,7 @@ export async function startWorker(config: Config, deps: RoleDeps, stop: () => vo
     else if (isMessage<DrainMessage>(m, 'rtc-edge:drain')) stop();
     else if (isMessage<AcceptOrder>(m, 'rtc-edge:accept') && handle) {
       void handle.setAccepting(m.on).then((on) => send({ type: 'rtc-edge:accepting', on } satisfies AcceptingMessage));
-    }
-    else if (isMessage<MetricsRequest>(m, 'rtc-edge:metrics?') && handle) {
+    } else if (isMessage<MetricsRequest>(m, 'rtc-edge:metrics?') && handle) {
       const { id } = m;
       handle.metrics.getMetricsAsJSON().then(
         (metrics) => send({ type: 'rtc-edge:metrics', id, metrics } satisfies MetricsReply),

@@ -64,12 +64,13 @@ export function balanceOrders(workers: readonly Pick<Slot, 'open' | 'accepting' 
   const min = Math.min(...workers.map((w) => w.open));
   const slack = Math.max(WORKER_BALANCE_SLACK_MIN, Math.ceil(min * WORKER_BALANCE_SLACK_RATIO));
   const high = (w: Pick<Slot, 'open'>) => w.open > min + slack;
+  // The least-loaded worker always qualifies, so a lone worker always accepts.
   workers.forEach((w, i) => {
-    if (!w.accepting && w.ordered === undefined && (workers.length === 1 || w.open <= min + slack / 2)) resume.push(i);
+    if (!w.accepting && w.ordered === undefined && w.open <= min + slack / 2) resume.push(i);
   });
   const staysAccepting = (w: Pick<Slot, 'open' | 'accepting' | 'ordered'>) => w.accepting && w.ordered === undefined && !high(w);
   workers.forEach((w, i) => {
-    if (workers.length > 1 && w.accepting && w.ordered === undefined && high(w) && workers.some((o) => o !== w && staysAccepting(o))) pause.push(i);
+    if (w.accepting && w.ordered === undefined && high(w) && workers.some((o) => o !== w && staysAccepting(o))) pause.push(i);
   });
   return { resume, pause };
 }
@@ -177,8 +178,7 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
         slot.accepting = m.on;
         slot.ordered = undefined;
         rebalance();
-      }
-      else if (isMessage<UpMessage>(m, 'rtc-edge:worker-up')) {
+      } else if (isMessage<UpMessage>(m, 'rtc-edge:worker-up')) {
         port = m.port;
         slot.up = true;
         slot.upAt = Date.now();
