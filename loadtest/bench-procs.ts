@@ -48,6 +48,10 @@ export function ensureBuilt(): void {
 export interface ProcSample {
   rssBytes: number;
   cpuSeconds: number;
+  /** The user-space part of cpuSeconds (the rest is the kernel's). */
+  userSeconds: number;
+  /** Times the main threads slept and were woken (voluntary context switches). */
+  wakeups: number;
   processes: number;
 }
 
@@ -75,6 +79,8 @@ export function processTree(pid: number): number[] {
 export function sample(pid: number): ProcSample {
   let rss = 0;
   let cpu = 0;
+  let user = 0;
+  let wakeups = 0;
   let n = 0;
   for (const p of processTree(pid)) {
     try {
@@ -83,12 +89,14 @@ export function sample(pid: number): ProcSample {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       rss += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) * 1024;
       cpu += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+      user += Number(fields[11]) / CLK_TCK;
+      wakeups += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
       n++;
     } catch {
       /* exited between listing and reading */
     }
   }
-  return { rssBytes: rss, cpuSeconds: cpu, processes: n };
+  return { rssBytes: rss, cpuSeconds: cpu, userSeconds: user, wakeups, processes: n };
 }
 
 /** Open descriptors of one process. */

@@ -45,7 +45,11 @@ try {
   await pool.relay(RELAY_ROUNDS, relayConnections);
   const s3 = sample(proxy.pid);
   const perRoundTrip = ((s3.cpuSeconds - s2.cpuSeconds) / (relayConnections * RELAY_ROUNDS)) * 1e6;
-  process.stdout.write(`${side}: opened ${r.opened}/${n} in ${ms.toFixed(0)} ms, CPU/handshake ${(((s1.cpuSeconds - s0.cpuSeconds) / r.opened) * 1e6).toFixed(0)} µs, CPU/round trip ${perRoundTrip.toFixed(1)} µs (${relayConnections} × ${RELAY_ROUNDS})\n`);
+  const userShare = (a: typeof s0, b: typeof s0) => (((b.userSeconds - a.userSeconds) / (b.cpuSeconds - a.cpuSeconds)) * 100).toFixed(0);
+  process.stdout.write(
+    `${side}: opened ${r.opened}/${n} in ${ms.toFixed(0)} ms, CPU/handshake ${(((s1.cpuSeconds - s0.cpuSeconds) / r.opened) * 1e6).toFixed(0)} µs (user ${userShare(s0, s1)} %, ${((s1.wakeups - s0.wakeups) / r.opened).toFixed(2)} wake-ups each), ` +
+      `CPU/round trip ${perRoundTrip.toFixed(1)} µs (user ${userShare(s2, s3)} %, ${((s3.wakeups - s2.wakeups) / (relayConnections * RELAY_ROUNDS)).toFixed(2)} wake-ups each; ${relayConnections} × ${RELAY_ROUNDS})\n`,
+  );
   if (watcher) {
     watcher.kill('SIGINT');
     await new Promise((res) => watcher.once('exit', res));
