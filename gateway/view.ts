@@ -66,7 +66,9 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
   let graceUntil = -Infinity;
   let closed = false;
   let inflight: Promise<void> | undefined;
-  let logged: ViewState | undefined;
+  // What was last logged: a state, or `starting` (no sync yet, and within staleMs of creation).
+  let logged: ViewState | 'starting' | undefined;
+  const createdAt = now();
   let decision: ScalerDecision | null = null;
   let keySummaries = new Map<string, KeySummary>();
 
@@ -75,12 +77,18 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
   function state(): ViewState {
     const t = now();
     const s: ViewState = !failing && lastSyncOk > -Infinity ? 'fresh' : t - lastSyncOk <= opts.staleMs ? 'stale' : 'unavailable';
-    if (s !== logged) {
+    // Before the first sync there is nothing to serve (503), but only past staleMs from start-up is that "too long":
+    // a registry that is slow to answer its first list is a start-up, not an outage.
+    const shown = s === 'unavailable' && lastSyncOk === -Infinity && t - createdAt <= opts.staleMs ? 'starting' : s;
+    if (shown !== logged) {
       // Log transitions once; the first `fresh` is the normal start and not worth a line.
-      if (s === 'stale') log.warn({ staleMs: opts.staleMs }, 'registry view: registry failing, serving the last known view');
-      else if (s === 'unavailable') log.error({ staleMs: opts.staleMs, lastSyncAgoMs: Number.isFinite(lastSyncOk) ? t - lastSyncOk : null }, 'registry view: registry unavailable too long, answering 503 registry_unavailable');
+      if (shown === 'starting') log.info({ staleMs: opts.staleMs }, 'registry view: no registry sync yet, answering 503 registry_unavailable until the first one');
+      else if (shown === 'stale') log.warn({ staleMs: opts.staleMs }, 'registry view: registry failing, serving the last known view');
+      else if (shown === 'unavailable' && lastSyncOk === -Infinity) log.error({ staleMs: opts.staleMs, sinceStartMs: t - createdAt }, 'registry view: no registry sync since start-up, answering 503 registry_unavailable');
+      else if (shown === 'unavailable') log.error({ staleMs: opts.staleMs, lastSyncAgoMs: t - lastSyncOk }, 'registry view: registry unavailable too long, answering 503 registry_unavailable');
+      else if (logged === 'starting') log.info('registry view: first registry sync done, view fresh');
       else if (logged !== undefined) log.info('registry view: registry reachable again, view fresh');
-      logged = s;
+      logged = shown;
     }
     return s;
   }

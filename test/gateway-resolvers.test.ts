@@ -58,6 +58,49 @@ test('registry outage: the last known view is served for GATEWAY_REGISTRY_STALE_
   }
 });
 
+test('registry down at start-up: 503 registry_unavailable logged as a start-up, the error only past GATEWAY_REGISTRY_STALE_MS, then fresh', async () => {
+  const redis = await startRedis();
+  await redis.stop();
+  const up = await startWsUpstream({ hello: 'hi' });
+  const prefix = `gw-start-${process.pid}:`;
+  const registry = createRedisRegistry({ url: redis.url, prefix, maxBackoffMs: 100 });
+  const staleMs = 2000;
+  const t0 = Date.now();
+  const gw = await startGateway({ GATEWAY_REGISTRY_STALE_MS: String(staleMs), HEARTBEAT_MS: '100' }, { registry });
+  let writer: ReturnType<typeof createRedisRegistry> | undefined;
+  let beating: NodeJS.Timeout | undefined;
+  const msgs = () => gw.lines.map((l) => String(l.msg));
+  const countOf = (re: RegExp) => msgs().filter((x) => re.test(x)).length;
+  try {
+    const early = await statusOf(gw, 'p');
+    assert.equal(early.error, 'registry_unavailable');
+    assert.equal((await fetch(`${gw.base}/ws/assign`)).status, 503);
+    if (Date.now() - t0 < staleMs - 500) {
+      // Inside the window: a start-up line, and no error yet.
+      assert.equal(countOf(/no registry sync yet/), 1, msgs().join('\n'));
+      assert.equal(countOf(/too long|since start-up/), 0, msgs().join('\n'));
+    }
+    // Past the window with still no sync: one error naming start-up (not an outage of a registry that was seen).
+    await waitFor(async () => countOf(/no registry sync since start-up/) === 1, 10_000, 100);
+    assert.equal(countOf(/unavailable too long/), 0, msgs().join('\n'));
+    await redis.start();
+    writer = createRedisRegistry({ url: redis.url, prefix, maxBackoffMs: 100 });
+    const w = writer;
+    const beat = () => w.heartbeat(pod('p', up.port, { heartbeatMs: 100, updatedAt: Date.now() })).catch(() => undefined);
+    beating = setInterval(beat, 100);
+    await waitFor(async () => (await statusOf(gw, 'p')).status === 101, 15_000, 100);
+    assert.equal(countOf(/view fresh/), 1, msgs().join('\n'));
+    assert.equal(countOf(/no registry sync since start-up/), 1, msgs().join('\n'));
+  } finally {
+    if (beating) clearInterval(beating);
+    await gw.gateway.close();
+    await registry.close();
+    await writer?.close();
+    await up.close();
+    await redis.stop();
+  }
+});
+
 test('endpointslices: targetRef.name → address via the real informer; terminating → 503, other Services ignored, deleted → 404; API outage → stale, then 503', async () => {
   const api = await startFakeEndpointSlices('rtc');
   const up = await startWsUpstream({ hello: 'hi' });
