@@ -395,9 +395,10 @@ function onHandshakeData(link: Link, chunk: Buffer): void {
   proxy.active.add(link);
   proxy.opts.metrics.active(1);
   proxy.opts.metrics.handshake((performance.now() - link.t0) / 1000);
-  // Frames the pod sent right behind its 101 (the welcome message) go out in the same write.
+  // Frames the pod sent right behind its 101 (the welcome message) go out in the same write, straight to the
+  // client's handle as relayed frames do (nothing has been written to the client before).
   if (buf.length > bodyStart) advance(link, buf.subarray(bodyStart), false);
-  if (!client.write(buf)) up.pause();
+  if (!relayToClient(link, buf)) up.pause();
   if (proxy.shuttingDown) closeGoingAway(link);
 }
 
