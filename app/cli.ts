@@ -21,6 +21,7 @@ Roles:
             --url <gateway admin url>: GATEWAY_ADMIN_PORT of a gateway (http://<host>:9090),
                   the one port of dev (default http://127.0.0.1:8080)
             --watch  --interval <ms>
+            --key <key>: the pod that owns this placement key (exit 3 when none does)
 
 Every setting is an environment variable; see README.md. A bad value stops start-up
 with exit code 2 and one message naming every bad variable.
@@ -45,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
       url: { type: 'string' },
       watch: { type: 'boolean' },
       interval: { type: 'string' },
+      key: { type: 'string' },
     },
   });
   } catch (err) {
@@ -69,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (role === 'status') {
     const { runStatus } = await import('./status-cli.js');
-    return runStatus({ url: values.url ?? 'http://127.0.0.1:8080', watch: values.watch ?? false, intervalMs: Number(values.interval ?? 2000) });
+    return runStatus({ url: values.url ?? 'http://127.0.0.1:8080', watch: values.watch ?? false, intervalMs: Number(values.interval ?? 2000), ...(values.key !== undefined ? { key: values.key } : {}) });
   }
 
   let config;

@@ -1,5 +1,6 @@
 /**
- * `rtc-edge status --url http://… [--watch] [--interval ms]`: the status page's view as a terminal table.
+ * `rtc-edge status --url http://… [--watch] [--interval ms] [--key K]`: the status page's view as a terminal
+ * table, or with `--key` the owner of one placement key (`/api/keys/<key>`, the page's lookup).
  * The URL is the gateway's admin port (GATEWAY_ADMIN_PORT) for a role gateway, the one port in `dev`.
  */
 import { DEFAULTS } from '../src/config.js';
@@ -7,6 +8,9 @@ import { ERRORS } from '../src/errors.js';
 
 const NOT_FOUND = ERRORS.EDGE_ERR_NOT_FOUND.status;
 const NOT_FOUND_CODE = ERRORS.EDGE_ERR_NOT_FOUND.code;
+const KEY_NOT_FOUND_CODE = ERRORS.EDGE_ERR_KEY_NOT_FOUND.code;
+/** What a 404 not_found from /api/* most likely means. */
+const CLIENT_PORT_HINT = ` (is this the gateway's client port? --url needs the admin port, GATEWAY_ADMIN_PORT, default ${DEFAULTS.GATEWAY_ADMIN_PORT})`;
 
 /** Options of {@link runStatus}. */
 export interface StatusOptions {
@@ -20,6 +24,8 @@ export interface StatusOptions {
   signal?: AbortSignal;
   /** How many events to print (default 10). */
   events?: number;
+  /** Look up this placement key's owner instead of printing the table (exit 3 when nobody owns it). */
+  key?: string;
 }
 
 /** A pod as `/api/pods` reports it (extra fields are optional: older gateways may omit them). */
@@ -34,6 +40,9 @@ export interface ApiPod {
   updatedAt?: number;
   startedAt?: number;
   deletionCost?: number | null;
+  /** Placement keys the pod owns, as of the gateway view's last sync. */
+  keyCount?: number;
+  keys?: string[];
 }
 
 /** `/api/pods`. */
@@ -90,14 +99,18 @@ export function renderStatus(url: string, pods: ApiPods, events: ApiEvents | nul
   out.push(`rtc-edge status · ${url} · ${new Date(now).toISOString()}`);
   const desired = pods.desiredReplicas ?? 'n/a (no scaler has reported)';
   const current = pods.currentReplicas != null ? ` · workload ${pods.currentReplicas}` : '';
-  out.push(`pods ${list.length} live (${draining} draining${cordoned ? `, ${cordoned} cordoned` : ''}) · desired ${desired}${current} · connections ${total}${pods.reason ? ` · ${pods.reason}` : ''}`);
+  // Older gateways report no keys: then neither the total nor the column is shown.
+  const keyed = list.some((p) => typeof p.keyCount === 'number');
+  const keys = keyed ? ` · keys ${list.reduce((s, p) => s + (p.keyCount ?? 0), 0)}` : '';
+  out.push(`pods ${list.length} live (${draining} draining${cordoned ? `, ${cordoned} cordoned` : ''}) · desired ${desired}${current} · connections ${total}${keys}${pods.reason ? ` · ${pods.reason}` : ''}`);
   out.push('');
   if (list.length === 0) out.push('no live socket pods');
   else {
+    const head = ['POD', 'ADDRESS', 'CONNS', ...(keyed ? ['KEYS'] : []), 'STATE', 'DEL-COST', 'AGE'];
     out.push(table(
-      ['POD', 'ADDRESS', 'CONNS', 'STATE', 'DEL-COST', 'AGE'],
-      list.map((p) => [p.podId, p.ip.includes(':') ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`, String(p.connections), state(p), cost(p) == null ? '-' : String(cost(p)), fmtAge(p.startedAt === undefined ? undefined : now - p.startedAt)]),
-      new Set([2, 4, 5]),
+      head,
+      list.map((p) => [p.podId, p.ip.includes(':') ? `[${p.ip}]:${p.port}` : `${p.ip}:${p.port}`, String(p.connections), ...(keyed ? [p.keyCount === undefined ? '-' : String(p.keyCount)] : []), state(p), cost(p) == null ? '-' : String(cost(p)), fmtAge(p.startedAt === undefined ? undefined : now - p.startedAt)]),
+      new Set(keyed ? [2, 3, 5, 6] : [2, 4, 5]),
     ));
   }
   out.push('');
@@ -107,7 +120,7 @@ export function renderStatus(url: string, pods: ApiPods, events: ApiEvents | nul
   return `${out.join('\n')}\n`;
 }
 
-async function getJson(url: string, signal: AbortSignal | undefined): Promise<unknown> {
+async function getJson(url: string, signal: AbortSignal | undefined, accept: readonly number[] = [200]): Promise<unknown> {
   // One controller for both the caller's stop and the request timeout (AbortSignal.any needs Node ≥ 20.3).
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new Error(`no answer within ${STATUS_DEFAULTS.requestTimeoutMs} ms`)), STATUS_DEFAULTS.requestTimeoutMs);
@@ -127,13 +140,13 @@ async function getJson(url: string, signal: AbortSignal | undefined): Promise<un
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
-  if (res.status !== 200) {
+  if (!accept.includes(res.status)) {
     let detail = text.slice(0, 200);
     try {
       const b = JSON.parse(text) as { error?: string; message?: string };
       if (b.error) detail = `${b.error}${b.message ? `: ${b.message}` : ''}`;
       // A role gateway serves /api/* on its admin port only; its client-facing port answers 404 not_found.
-      if (res.status === NOT_FOUND && b.error === NOT_FOUND_CODE) detail += ` (is this the gateway's client port? --url needs the admin port, GATEWAY_ADMIN_PORT, default ${DEFAULTS.GATEWAY_ADMIN_PORT})`;
+      if (res.status === NOT_FOUND && b.error === NOT_FOUND_CODE) detail += CLIENT_PORT_HINT;
     } catch {
       // not JSON: keep the raw start of the body
     }
@@ -158,7 +171,28 @@ export async function fetchStatus(base: string, signal?: AbortSignal, eventLimit
   return renderStatus(base, p, e && Array.isArray(e.events) ? e : null, now(), eventLimit);
 }
 
-/** Run the command; resolves with the process exit code (0 ok, 1 gateway unreadable, 2 bad arguments). */
+/** `/api/keys/<key>`: 200 with the owner, or 404 key_not_found. */
+interface ApiKey {
+  key?: string;
+  podId?: string;
+  url?: string;
+  pod?: ApiPod | null;
+  error?: string;
+}
+
+/** Look up `key`'s owner: the line to print and whether anyone owns it; throws when the gateway cannot answer. */
+export async function fetchKeyOwner(base: string, key: string, signal?: AbortSignal): Promise<{ owned: boolean; text: string }> {
+  const b = (await getJson(new URL(`/api/keys/${encodeURIComponent(key)}`, base).toString(), signal, [200, NOT_FOUND])) as ApiKey;
+  if (b.error === NOT_FOUND_CODE) throw new Error(`${base} answered ${NOT_FOUND} ${NOT_FOUND_CODE}${CLIENT_PORT_HINT}`);
+  if (b.error === KEY_NOT_FOUND_CODE) return { owned: false, text: `nobody owns ${JSON.stringify(key)} (no client of it is connected)\n` };
+  if (typeof b.podId !== 'string') throw new Error(`${base}/api/keys/… did not answer an owner (${b.error ?? 'no podId'})`);
+  const p = b.pod;
+  const state = !p ? 'not live: the next assign moves it' : p.draining ? 'draining' : p.cordoned ? 'cordoned' : 'serving';
+  const detail = p ? `, ${p.connections} connections${typeof p.keyCount === 'number' ? `, ${p.keyCount} keys` : ''}` : '';
+  return { owned: true, text: `${b.key ?? key} → ${b.podId} (${state}${detail})${b.url ? ` · ${b.url}` : ''}\n` };
+}
+
+/** Run the command; resolves with the process exit code (0 ok, 1 gateway unreadable, 2 bad arguments, 3 `--key` owned by nobody). */
 export async function runStatus(opts: StatusOptions): Promise<number> {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
@@ -176,6 +210,21 @@ export async function runStatus(opts: StatusOptions): Promise<number> {
     return 2;
   }
   const limit = opts.events ?? STATUS_DEFAULTS.events;
+
+  if (opts.key !== undefined) {
+    if (opts.watch) {
+      err.write('rtc-edge status: --key looks up one key once; it does not go with --watch\n');
+      return 2;
+    }
+    try {
+      const r = await fetchKeyOwner(base, opts.key, opts.signal);
+      out.write(r.text);
+      return r.owned ? 0 : 3;
+    } catch (e) {
+      err.write(`rtc-edge status: cannot look up ${JSON.stringify(opts.key)} at ${base}: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
 
   if (!opts.watch) {
     try {

@@ -29,6 +29,10 @@ async function seed(registry: Registry, t: number): Promise<void> {
   await pod('socket-aaaaa', 42000, 31, false, 5_000);
   await pod('socket-ccccc', 43000, 2, true, 3_700_000);
   await registry.cordon('socket-bbbbb', {}, 60_000);
+  // Placement keys: two rooms on the busiest pod, one on the cordoned one.
+  await registry.claim('room-1', 'socket-aaaaa', 60_000);
+  await registry.claim('room-2', 'socket-aaaaa', 60_000);
+  await registry.claim('room-3', 'socket-bbbbb', 60_000);
   await registry.setScalerDecision({ desiredReplicas: 2, currentReplicas: 3, reason: 'scale in 3 → 2: 40 connections need 2 pods', at: t, deletionCosts: { 'socket-aaaaa': 31, 'socket-bbbbb': 7, 'socket-ccccc': 2 }, victims: ['socket-bbbbb'] });
   await registry.pushEvent({ at: t - 2000, kind: 'scale-out', message: 'scale out 2 → 3: 60 connections need 3 pods at 20 per pod' });
   await registry.pushEvent({ at: t - 1000, kind: 'drain-start', message: 'draining 2 connections over 1000 ms', podId: 'socket-ccccc' });
@@ -53,22 +57,54 @@ test('status prints the pods (busiest first, address, state, deletion cost, age)
     assert.equal(code, 0, err.text());
     const lines = out.text().split('\n');
     assert.match(lines[0]!, new RegExp(`^rtc-edge status · ${url} · `));
-    assert.equal(lines[1], 'pods 3 live (1 draining, 1 cordoned) · desired 2 · workload 3 · connections 40 · scale in 3 → 2: 40 connections need 2 pods');
+    assert.equal(lines[1], 'pods 3 live (1 draining, 1 cordoned) · desired 2 · workload 3 · connections 40 · keys 3 · scale in 3 → 2: 40 connections need 2 pods');
     const header = lines.findIndex((l) => l.startsWith('POD'));
-    assert.match(lines[header]!, /^POD\s+ADDRESS\s+CONNS\s+STATE\s+DEL-COST\s+AGE$/);
+    assert.match(lines[header]!, /^POD\s+ADDRESS\s+CONNS\s+KEYS\s+STATE\s+DEL-COST\s+AGE$/);
     const rows = lines.slice(header + 1, header + 4).map((l) => l.split(/\s+/));
-    assert.deepEqual(rows.map((r) => r.slice(0, 5)), [
-      ['socket-aaaaa', '127.0.0.1:42000', '31', 'serving', '31'],
-      ['socket-bbbbb', '127.0.0.1:41000', '7', 'cordoned/victim', '7'],
-      ['socket-ccccc', '127.0.0.1:43000', '2', 'draining', '2'],
+    assert.deepEqual(rows.map((r) => r.slice(0, 6)), [
+      ['socket-aaaaa', '127.0.0.1:42000', '31', '2', 'serving', '31'],
+      ['socket-bbbbb', '127.0.0.1:41000', '7', '1', 'cordoned/victim', '7'],
+      ['socket-ccccc', '127.0.0.1:43000', '2', '0', 'draining', '2'],
     ]);
-    assert.match(rows[0]![5]!, /^[5-9]s$/);
-    assert.match(rows[1]![5]!, /^1m0[5-9]s$/);
-    assert.match(rows[2]![5]!, /^1h01m$/);
+    assert.match(rows[0]![6]!, /^[5-9]s$/);
+    assert.match(rows[1]![6]!, /^1m0[5-9]s$/);
+    assert.match(rows[2]![6]!, /^1h01m$/);
     const events = lines.slice(lines.findIndex((l) => l.startsWith('last 2 events')) + 1).filter(Boolean);
     assert.equal(events.length, 2);
     assert.match(events[0]!, /^\d\d:\d\d:\d\d {2}drain-start {3}draining 2 connections over 1000 ms \(socket-ccccc\)$/);
     assert.match(events[1]!, /scale-out +scale out 2 → 3/);
+  } finally {
+    await gw.close();
+    await registry.close();
+  }
+});
+
+test('status --key names the owner of a placement key (exit 0), says nobody owns an unclaimed one (exit 3), and refuses a malformed key or --watch', async () => {
+  const registry = createMemoryRegistry();
+  await seed(registry, Date.now());
+  const { gw, url, clientUrl } = await gatewayWith(registry);
+  try {
+    const run = async (key: string, extra: { url?: string; watch?: boolean } = {}) => {
+      const out = capture();
+      const err = capture();
+      const code = await runStatus({ url: extra.url ?? url, watch: extra.watch ?? false, intervalMs: 1000, out: out.stream, err: err.stream, key });
+      return { code, out: out.text(), err: err.text() };
+    };
+    const owned = await run('room-3');
+    assert.equal(owned.code, 0, owned.err);
+    assert.equal(owned.out, 'room-3 → socket-bbbbb (cordoned, 7 connections, 1 keys) · /ws/socket-bbbbb/connect?key=room-3\n');
+    const nobody = await run('room-9');
+    assert.equal(nobody.code, 3, nobody.err);
+    assert.equal(nobody.out, 'nobody owns "room-9" (no client of it is connected)\n');
+    const bad = await run('x'.repeat(1000));
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /answered 400 invalid_key/);
+    const client = await run('room-3', { url: clientUrl });
+    assert.equal(client.code, 1);
+    assert.match(client.err, /answered 404 not_found \(is this the gateway's client port\?/);
+    const watching = await run('room-3', { watch: true });
+    assert.equal(watching.code, 2);
+    assert.match(watching.err, /--key looks up one key once/);
   } finally {
     await gw.close();
     await registry.close();
