@@ -86,6 +86,11 @@ function table(head: string[], rows: string[][], rightAligned: Set<number>): str
   return [line(head), ...rows.map(line)].join('\n');
 }
 
+/** What a pod does with clients: `draining`, `cordoned` (`cordoned/victim` when the scaler plans to remove it), or `serving`. */
+function podState(p: ApiPod, victim: boolean): string {
+  return p.draining ? 'draining' : p.cordoned ? (victim ? 'cordoned/victim' : 'cordoned') : 'serving';
+}
+
 /** Render one snapshot as text (pure; `now` injected). */
 export function renderStatus(url: string, pods: ApiPods, events: ApiEvents | null, now: number, eventLimit: number = STATUS_DEFAULTS.events): string {
   const list = [...pods.pods].sort((a, b) => b.connections - a.connections || a.podId.localeCompare(b.podId));
@@ -93,7 +98,7 @@ export function renderStatus(url: string, pods: ApiPods, events: ApiEvents | nul
   const draining = list.filter((p) => p.draining).length;
   const cordoned = list.filter((p) => p.cordoned && !p.draining).length;
   const victims = new Set(pods.victims ?? []);
-  const state = (p: ApiPod) => (p.draining ? 'draining' : p.cordoned ? (victims.has(p.podId) ? 'cordoned/victim' : 'cordoned') : 'serving');
+  const state = (p: ApiPod) => podState(p, victims.has(p.podId));
   const cost = (p: ApiPod) => p.deletionCost ?? pods.deletionCosts?.[p.podId];
   const out: string[] = [];
   out.push(`rtc-edge status · ${url} · ${new Date(now).toISOString()}`);
@@ -187,7 +192,7 @@ export async function fetchKeyOwner(base: string, key: string, signal?: AbortSig
   if (b.error === KEY_NOT_FOUND_CODE) return { owned: false, text: `nobody owns ${JSON.stringify(key)} (no client of it is connected)\n` };
   if (typeof b.podId !== 'string') throw new Error(`${base}/api/keys/… did not answer an owner (${b.error ?? 'no podId'})`);
   const p = b.pod;
-  const state = !p ? 'not live: the next assign moves it' : p.draining ? 'draining' : p.cordoned ? 'cordoned' : 'serving';
+  const state = p ? podState(p, false) : 'not live: the next assign moves it';
   const detail = p ? `, ${p.connections} connections${typeof p.keyCount === 'number' ? `, ${p.keyCount} keys` : ''}` : '';
   return { owned: true, text: `${b.key ?? key} → ${b.podId} (${state}${detail})${b.url ? ` · ${b.url}` : ''}\n` };
 }

@@ -79,12 +79,13 @@ export function createRegistryView(registry: Registry, opts: RegistryViewOptions
     const s: ViewState = !failing && lastSyncOk > -Infinity ? 'fresh' : t - lastSyncOk <= opts.staleMs ? 'stale' : 'unavailable';
     // Before the first sync there is nothing to serve (503), but only past staleMs from start-up is that "too long":
     // a registry that is slow to answer its first list is a start-up, not an outage.
-    const shown = s === 'unavailable' && lastSyncOk === -Infinity && t - createdAt <= opts.staleMs ? 'starting' : s;
+    const neverSynced = lastSyncOk === -Infinity;
+    const shown = s === 'unavailable' && neverSynced && t - createdAt <= opts.staleMs ? 'starting' : s;
     if (shown !== logged) {
       // Log transitions once; the first `fresh` is the normal start and not worth a line.
       if (shown === 'starting') log.info({ staleMs: opts.staleMs }, 'registry view: no registry sync yet, answering 503 registry_unavailable until the first one');
       else if (shown === 'stale') log.warn({ staleMs: opts.staleMs }, 'registry view: registry failing, serving the last known view');
-      else if (shown === 'unavailable' && lastSyncOk === -Infinity) log.error({ staleMs: opts.staleMs, sinceStartMs: t - createdAt }, 'registry view: no registry sync since start-up, answering 503 registry_unavailable');
+      else if (shown === 'unavailable' && neverSynced) log.error({ staleMs: opts.staleMs, sinceStartMs: t - createdAt }, 'registry view: no registry sync since start-up, answering 503 registry_unavailable');
       else if (shown === 'unavailable') log.error({ staleMs: opts.staleMs, lastSyncAgoMs: t - lastSyncOk }, 'registry view: registry unavailable too long, answering 503 registry_unavailable');
       else if (logged === 'starting') log.info('registry view: first registry sync done, view fresh');
       else if (logged !== undefined) log.info('registry view: registry reachable again, view fresh');
