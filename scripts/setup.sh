@@ -34,10 +34,10 @@ install_packages &
 packages_pid=$!
 
 # Go builds: -s -w leaves out the symbol table and DWARF (a shorter link; `go version -m` still reads the
-# module versions, which live in the build info).
+# module versions, which live in the build info). The three run at the same time (below): each spends its first
+# tens of seconds downloading modules, which overlaps the others' compiles (the compiles share the 2 cores either way).
+
 # `go install` builds report only "v3.22" from `helm version`; the module version is in the binary.
-# The three Go builds run at the same time: each spends its first tens of seconds downloading modules, which
-# overlaps the others' compiles (the compiles share the 2 cores either way).
 build_helm() {
   if ! command -v helm >/dev/null 2>&1 || ! go version -m "$(command -v helm)" 2>/dev/null | grep -Eq "helm\.sh/helm/v3[[:space:]]+${HELM_VERSION}[[:space:]]"; then
     echo "setup: building helm ${HELM_VERSION} with go install (one time)"
