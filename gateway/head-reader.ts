@@ -2,18 +2,19 @@
  * Reads the first request head of every client connection off the raw socket: bounded by
  * GATEWAY_MAX_HEADER_BYTES (431) and GATEWAY_HANDSHAKE_TIMEOUT_MS from accept (408, slowloris; one timer for
  * all connections), judged by gateway/request-head.ts. A `GET` upgrade goes to `onUpgrade` with the socket
- * paused; anything else is replayed, byte for byte, into Node's `http.Server` on the same socket.
+ * paused; anything else is replayed, byte for byte, into Node's `http.Server` on a `net.Socket` made from the same
+ * connection (the relay socket's `toNetSocket`).
  */
 import type http from 'node:http';
-import type { Socket } from 'node:net';
 import type { EdgeError } from '../src/errors.js';
 import { DeadlineList, type DeadlineEntry } from './deadlines.js';
 import { Answer } from './respond.js';
 import { examineHead, type RequestHead } from './request-head.js';
+import type { RelaySocket, RelaySocketHandlers } from './relay-socket.js';
 
 const PENDING = Symbol('rtc-edge.pending-head');
 
-type ReadingSocket = Socket & { [PENDING]?: Pending | undefined };
+type ReadingSocket = RelaySocket & { [PENDING]?: Pending | undefined };
 
 /** What the reader hands on. */
 export interface HeadReaderOptions {
@@ -22,9 +23,9 @@ export interface HeadReaderOptions {
   /** Node's server for everything but `GET` upgrades (it never listens itself). */
   http: http.Server;
   /** A `GET` upgrade: the socket is paused; `early` holds the bytes the client sent after its head. */
-  onUpgrade(head: RequestHead, socket: Socket, early: Buffer): void;
+  onUpgrade(head: RequestHead, socket: RelaySocket, early: Buffer): void;
   /** The head is refused (malformed, too large, too slow): answer `err` and end the socket. */
-  onRefuse(socket: Socket, err: EdgeError): void;
+  onRefuse(socket: RelaySocket, err: EdgeError): void;
 }
 
 /** One connection whose head is not complete yet. */
@@ -48,13 +49,11 @@ export class HeadReader {
     this.pending = new DeadlineList<Pending>(opts.timeoutMs, expire);
   }
 
-  /** Start reading a freshly accepted socket (its error and timeout listeners are the caller's). */
-  accept(socket: Socket): void {
+  /** Start reading a freshly accepted socket (made with HEAD_HANDLERS). */
+  accept(socket: RelaySocket): void {
     const p = new Pending(this, socket);
     (socket as ReadingSocket)[PENDING] = p;
     this.pending.arm(p);
-    socket.on('data', onHeadData);
-    socket.on('end', onHeadEnd);
   }
 
   /** Destroy every connection still sending its head (shutdown). */
@@ -66,7 +65,6 @@ export class HeadReader {
   done(p: Pending): void {
     this.pending.disarm(p);
     p.socket[PENDING] = undefined;
-    p.socket.removeListener('data', onHeadData);
   }
 }
 
@@ -74,7 +72,6 @@ function expire(p: Pending): void {
   const socket = p.socket;
   if (socket[PENDING] !== p) return;
   socket[PENDING] = undefined;
-  socket.removeListener('data', onHeadData);
   if (!socket.destroyed) p.reader.opts.onRefuse(socket, Answer.REQUEST_TIMEOUT);
 }
 
@@ -108,11 +105,24 @@ function onHeadData(this: ReadingSocket, chunk: Buffer): void {
       this.pause();
       reader.opts.onUpgrade(step.head, this, buf.subarray(step.end));
       return;
-    case 'http':
+    case 'http': {
       reader.done(p);
       // Node's parser reads the head again from the start, and everything after it.
-      this.unshift(buf);
-      reader.opts.http.emit('connection', this);
+      const socket = this.toNetSocket();
+      socket.unshift(buf);
+      reader.opts.http.emit('connection', socket);
       return;
+    }
   }
 }
+
+/** The socket closed (or failed) mid-head: forget it. */
+function onHeadClose(this: ReadingSocket): void {
+  const p = this[PENDING];
+  if (p) p.reader.done(p);
+}
+
+function noop(): void {}
+
+/** What a client socket hears until its first head is read (gateway/server.ts accepts every socket with them). */
+export const HEAD_HANDLERS: RelaySocketHandlers<ReadingSocket> = { onData: onHeadData, onEnd: onHeadEnd, onDrain: noop, onError: noop, onClose: onHeadClose };

@@ -71,7 +71,9 @@ export function listen(server: GatewayServer, port: number, host: string | undef
 /** Stop accepting and resolve once the server closed, or after CLOSE_GRACE_MS. */
 export function stopServer(server: GatewayServer): Promise<void> {
   if (!server.listening) return Promise.resolve();
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // The listening handle closes at once; the accepted connections are the gateway's own (not net.Server's) to wait for.
+  server.close();
+  const closed = server.connectionsClosed();
   server.closeAllConnections();
   return Promise.race([closed, new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
 }
@@ -168,7 +170,8 @@ export async function start(config: Config, deps: GatewayDeps): Promise<GatewayH
       closing ??= (async () => {
         ctx.draining = true;
         logger.info({ proxied: proxy.active.size, drainMs: config.gatewayDrainMs }, 'gateway draining: readiness fails, no new connections; closing proxied connections with 1001, paced');
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.close();
+        const closed = server.connectionsClosed();
         server.closeIdleConnections();
         const result = await proxy.closeAll(config.gatewayDrainMs);
         server.closeAllConnections();

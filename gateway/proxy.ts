@@ -1,12 +1,11 @@
 /**
- * The upgrade pipe: connect to the pod (gateway/pod-socket.ts), write the rewritten handshake, wait for the pod's status
- * line, forward it, then relay bytes both ways. Hand-written rather than http-proxy(-3): measured
+ * The upgrade pipe: connect to the pod, write the rewritten handshake, wait for the pod's status line, forward it, then
+ * relay bytes both ways. Both sides are relay sockets (gateway/relay-socket.ts: libuv's TCP handle, no net.Socket). Hand-written rather than http-proxy(-3): measured
  * leaner per connection and per handshake (README, `npm run bench:gateway`).
  *
- * Memory: each proxied connection is two sockets plus one small `Link` object. Listeners are shared
- * functions that find their `Link` through one symbol property, so there are no per-connection
- * closures, and nothing keeps the IncomingMessage or its headers after the upgrade. Sockets are never
- * given listeners that are later removed (removal would turn their listener maps into slow dictionaries).
+ * Memory: each proxied connection is two TCP handles, two relay sockets and one small `Link` object. Handlers are
+ * shared functions that find their `Link` through one symbol property, so there are no per-connection closures, and
+ * nothing keeps the request head after the upgrade.
  *
  * Ending: a FIN or a close on one side is passed on to the other with `end()`, after the bytes still
  * queued for it, never with `destroy()`. The pair then has CLOSE_GRACE_MS (one deadline list, one timer)
@@ -24,7 +23,7 @@ import type { GatewayMetrics } from './metrics.js';
 import { Answer, endGracefully, rawErrorResponse } from './respond.js';
 import { Resolved, type Upstream } from './resolvers/resolver.js';
 import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
-import { connectPod, copyRead, handleQueueSize, NO_BINDINGS, writeToHandle, type PodSocket, type PodSocketHandlers } from './pod-socket.js';
+import { connectPod, READ_BUFFER, type RelaySocket, type RelaySocketHandlers } from './relay-socket.js';
 
 const LINK = Symbol('rtc-edge.link');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -34,39 +33,8 @@ const STATUS_SWITCHING = 101;
 const STATUS_CLIENT_CLOSED = 499;
 const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
 const MAX_PORT = 65535;
-/** Reads from every pod socket land here and are copied out at once (one thread: never two reads at a time). */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-type LinkedSocket = net.Socket & { [LINK]?: Link };
-type LinkedPod = PodSocket & { [LINK]?: Link };
-
-/**
- * net.Socket's own slots for `onread` (set in its constructor; Node offers no way to give `onread` to a
- * socket it accepted). Found by description on a probe socket; undefined on a Node without them, which
- * then reads clients through the Readable path.
- */
-const ONREAD_SLOTS = (() => {
-  const probe = new net.Socket();
-  const symbols = Object.getOwnPropertySymbols(probe);
-  probe.destroy();
-  const buffer = symbols.find((s) => s.description === 'kBuffer');
-  const callback = symbols.find((s) => s.description === 'kBufferCb');
-  return buffer && callback ? { buffer, callback } : undefined;
-})();
-
-/**
- * Switch an accepted socket's reads to READ_BUFFER and `callback`, as `onread` does for a socket we
- * create: no Readable push/emit and no buffer allocation per read. False when this Node cannot.
- */
-function readIntoSharedBuffer(socket: net.Socket, callback: (this: LinkedSocket, nread: number, buf: Uint8Array) => boolean): boolean {
-  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Uint8Array) => void } })._handle;
-  if (!ONREAD_SLOTS || typeof handle?.useUserBuffer !== 'function') return false;
-  const slots = socket as unknown as Record<symbol, unknown>;
-  slots[ONREAD_SLOTS.buffer] = READ_BUFFER;
-  slots[ONREAD_SLOTS.callback] = callback;
-  handle.useUserBuffer(READ_BUFFER);
-  return true;
-}
+type LinkedSocket = RelaySocket & { [LINK]?: Link };
 
 const enum Phase {
   /** Waiting for the pod's response head. */
@@ -97,10 +65,6 @@ class Link implements FrameCursor, DeadlineEntry<Link> {
   /** Relay bytes of the client socket already added to the counters (the rest is added at scrape or close). */
   countedIn = 0;
   countedOut = 0;
-  /** Pod → client bytes written to the client's handle directly (relayToClient), which its bytesWritten does not count. */
-  directOut = 0;
-  /** A direct write left the client's handle queue past its high-water mark: the pod socket is paused until it empties. */
-  clientBlocked = false;
   /** For the one log line of a 502/504; cleared when the relay starts. */
   podId: string | undefined;
   requestId: string | undefined;
@@ -113,7 +77,7 @@ class Link implements FrameCursor, DeadlineEntry<Link> {
   constructor(
     readonly proxy: UpgradeProxy,
     readonly client: LinkedSocket,
-    readonly upstream: LinkedPod,
+    readonly upstream: LinkedSocket,
     readonly t0: number,
     podId: string,
     requestId: string,
@@ -166,30 +130,20 @@ export class UpgradeProxy {
   }
 
   /**
-   * Call first on every socket handed over by an 'upgrade' event: Node removed its own error and
-   * timeout listeners, and an unhandled socket error would crash the process.
-   */
-  static adopt(client: net.Socket): void {
-    client.on('error', onError);
-    client.on('timeout', onIdleTimeout);
-  }
-
-  /**
    * Connect to `upstream`, send `request` (the rewritten handshake head) and `head` (bytes the client
-   * sent after its head), and take over `client` (already `adopt`ed). `t0` = performance.now() when the
+   * sent after its head), and take over `client` (paused). `t0` = performance.now() when the
    * upgrade was parsed. Never throws: an address that cannot be dialled answers 502 upstream_unreachable.
    */
-  forward(client: net.Socket, head: Buffer, upstream: Upstream, request: string, t0: number, podId: string, requestId: string): void {
+  forward(client: RelaySocket, head: Buffer, upstream: Upstream, request: string, t0: number, podId: string, requestId: string): void {
     const { host, port } = upstream;
     // Nothing is resolved from a resolver's answer, and net.connect throws synchronously on a bad port.
     if (net.isIP(host) === 0 || !Number.isInteger(port) || port < 1 || port > MAX_PORT) {
       this.refuseBadAddress(client, podId, upstream, requestId, undefined);
       return;
     }
-    let up: LinkedPod;
+    let up: LinkedSocket;
     try {
-      // The pod's bytes land in one shared buffer and are copied out (pooled for small frames); the pod side is
-      // libuv's TCP handle without a net.Socket around it (gateway/pod-socket.ts).
+      // Both sides' bytes land in one shared buffer and are copied out (pooled for small frames).
       up = connectPod(host, port, READ_BUFFER, POD_HANDLERS);
     } catch (err) {
       this.refuseBadAddress(client, podId, upstream, requestId, err);
@@ -199,26 +153,17 @@ export class UpgradeProxy {
     (client as LinkedSocket)[LINK] = link;
     up[LINK] = link;
     this.pending++;
-    client.setNoDelay(true);
-    client.on('close', onClientClose);
-    client.on('end', onEnd);
-    client.on('drain', onDrain);
+    client.handlers = CLIENT_HANDLERS;
     this.handshakes.arm(link);
     // Written before the connect completes: queued, and sent as soon as it does.
     up.write(request);
     if (head.length > 0) up.write(head);
     // Read the client from now on, so an abort during the pod's handshake is noticed at once (anything
-    // it sends early simply follows its request head).
-    if (readIntoSharedBuffer(client, onClientRead)) {
-      // Bytes that arrived before the switch sit in the Readable buffer: they go first.
-      const early = client.readableLength > 0 ? (client.read() as Buffer | null) : null;
-      if (early) up.write(early);
-    } else client.on('data', onClientData);
-    // The head reader paused it after the head (an 'upgrade' event's socket is merely not flowing yet).
+    // it sends early simply follows its request head). The head reader paused it after the head.
     client.resume();
   }
 
-  private refuseBadAddress(client: net.Socket, podId: string, upstream: Upstream, requestId: string, err: unknown): void {
+  private refuseBadAddress(client: RelaySocket, podId: string, upstream: Upstream, requestId: string, err: unknown): void {
     this.opts.metrics.upgrade(Resolved.UNREACHABLE.status);
     logUpstreamFailure(this.opts.logger, Resolved.UNREACHABLE, { podId, upstream, requestId, reason: UpstreamFailure.BAD_ADDRESS, err });
     endGracefully(client, rawErrorResponse(Resolved.UNREACHABLE), CLOSE_GRACE_MS);
@@ -260,11 +205,11 @@ export class UpgradeProxy {
 
 // ---- shared listeners (`this` is the socket) ----
 
-function onError(this: LinkedSocket): void {
+function onClientError(this: LinkedSocket): void {
   // 'close' follows every 'error'; teardown happens there.
 }
 
-function onUpstreamError(this: LinkedPod, err: NodeJS.ErrnoException): void {
+function onUpstreamError(this: LinkedSocket, err: NodeJS.ErrnoException): void {
   const link = this[LINK];
   if (!link || link.phase !== Phase.Handshake) return;
   if (err.code === 'EMFILE' || err.code === 'ENFILE') {
@@ -273,11 +218,7 @@ function onUpstreamError(this: LinkedPod, err: NodeJS.ErrnoException): void {
   } else failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CONNECT_ERROR, err);
 }
 
-function onIdleTimeout(this: LinkedSocket): void {
-  this.destroy();
-}
-
-function onDrain(this: LinkedSocket | LinkedPod): void {
+function onDrain(this: LinkedSocket): void {
   const link = this[LINK];
   if (!link) return;
   // This socket flushed its queue: let the other side read again.
@@ -285,11 +226,11 @@ function onDrain(this: LinkedSocket | LinkedPod): void {
 }
 
 /** End `socket` after the bytes queued on it (no-op once it is ending or gone). */
-function shut(socket: net.Socket | PodSocket): void {
+function shut(socket: RelaySocket): void {
   if (!socket.destroyed && !socket.writableEnded) socket.end();
 }
 
-function onEnd(this: LinkedSocket | LinkedPod): void {
+function onEnd(this: LinkedSocket): void {
   const link = this[LINK];
   if (!link) return;
   if (this === link.client && link.phase === Phase.Handshake) {
@@ -316,16 +257,13 @@ function onEnd(this: LinkedSocket | LinkedPod): void {
 
 function onClientData(this: LinkedSocket, chunk: Buffer): void {
   const link = this[LINK]!;
-  if (link.clientShut) return; // after our 1001, or with the pod gone: nowhere to go
+  // After our 1001, with the pod gone, or after an answer that ends the client: nowhere to go (read and dropped,
+  // so the client's FIN is seen).
+  if (link.clientShut || link.phase === Phase.Done) return;
   if (!link.upstream.write(chunk)) this.pause();
 }
 
-function onClientRead(this: LinkedSocket, nread: number, buf: Uint8Array): boolean {
-  onClientData.call(this, copyRead(buf, nread));
-  return true;
-}
-
-function onUpstreamData(this: LinkedPod, chunk: Buffer): void {
+function onUpstreamData(this: LinkedSocket, chunk: Buffer): void {
   const link = this[LINK]!;
   const client = link.client;
   switch (link.phase) {
@@ -409,7 +347,7 @@ function endPassthrough(link: Link): void {
   link.upstream.destroy();
 }
 
-function onUpstreamClose(this: LinkedPod): void {
+function onUpstreamClose(this: LinkedSocket): void {
   const link = this[LINK];
   if (!link) return;
   if (link.phase === Phase.Handshake) failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CLOSED);
@@ -457,52 +395,15 @@ function clientAborted(link: Link): void {
   link.upstream.destroy();
 }
 
-/**
- * Relay pod bytes to the client: straight to its handle while its Writable holds nothing (the relay's common
- * case; libuv keeps handle writes in order, see writeToHandle), else through the Writable. Skipping the Writable
- * (its state machine, a WriteWrap and a nextTick per write) is most of what a relayed message cost in JavaScript.
- * False: the client is behind (pause the pod until onDrain or afterDirectWrite).
- */
+/** Relay pod bytes to the client; false: the client is behind (pause the pod until the client's onDrain). */
 function relayToClient(link: Link, chunk: Buffer): boolean {
-  const client = link.client;
-  const handle = handleOf(client);
-  if (!handle || client.writableLength > 0 || client.writableEnded || client.destroyed) return client.write(chunk);
-  const r = writeToHandle(handle, chunk, afterDirectWrite, link);
-  if (r === NO_BINDINGS) return client.write(chunk);
-  if (r < 0) {
-    // EPIPE or a reset: the client is gone, as a failed Writable write would find.
-    client.destroy();
-    return false;
-  }
-  link.directOut += chunk.length;
-  if (r === 1 && handleQueueSize(handle) >= client.writableHighWaterMark) {
-    link.clientBlocked = true;
-    return false;
-  }
-  return true;
-}
-
-/** The libuv handle under a net.Socket (undefined once it is closed). */
-function handleOf(socket: net.Socket): unknown {
-  return (socket as unknown as { _handle?: unknown })._handle;
-}
-
-function afterDirectWrite(link: Link, status: number): void {
-  const client = link.client;
-  if (status < 0) {
-    client.destroy();
-    return;
-  }
-  if (link.clientBlocked && handleQueueSize(handleOf(client)) === 0) {
-    link.clientBlocked = false;
-    link.upstream.resume();
-  }
+  return link.client.write(chunk);
 }
 
 function countBytes(link: Link): void {
   const c = link.client;
   const read = c.bytesRead;
-  const written = c.bytesWritten + link.directOut;
+  const written = c.bytesWritten;
   link.proxy.opts.metrics.bytes(read - link.countedIn, written - link.countedOut);
   if (read > link.countedIn) link.countedIn = read;
   if (written > link.countedOut) link.countedOut = written;
@@ -548,5 +449,6 @@ function destroyLink(link: Link): void {
   link.upstream.destroy();
 }
 
-/** What the pod side of every link hears (gateway/pod-socket.ts calls them with the pod socket as `this`). */
-const POD_HANDLERS: PodSocketHandlers<LinkedPod> = { onData: onUpstreamData, onEnd, onDrain, onError: onUpstreamError, onClose: onUpstreamClose };
+/** What the two sides of every link hear (gateway/relay-socket.ts calls them with the socket as `this`). */
+const POD_HANDLERS: RelaySocketHandlers<LinkedSocket> = { onData: onUpstreamData, onEnd, onDrain, onError: onUpstreamError, onClose: onUpstreamClose };
+const CLIENT_HANDLERS: RelaySocketHandlers<LinkedSocket> = { onData: onClientData, onEnd, onDrain, onError: onClientError, onClose: onClientClose };

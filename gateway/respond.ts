@@ -1,9 +1,9 @@
 /** The gateway's coded answers, and writing them as raw bytes on the socket for upgrades (plain requests use src/http.ts). */
-import type { Socket } from 'node:net';
 import { Header, POD_MAX_HEADER_LINES } from '../src/constants.js';
 import { edgeError, type EdgeError } from '../src/errors.js';
 import { errorReply, rawResponse } from '../src/http.js';
 import { RETRY_AFTER_S } from './constants.js';
+import type { RelaySocket } from './relay-socket.js';
 
 const retryAfter = { headers: { [Header.RETRY_AFTER]: String(RETRY_AFTER_S) } };
 
@@ -44,27 +44,23 @@ export function rawErrorResponse(err: EdgeError): Buffer {
   return raw;
 }
 
-/**
- * Answer `err` on a raw socket (upgrade path, client errors) and half-close it; the socket's 'timeout'
- * listener must destroy it if the client never closes its side within `graceMs`.
- */
-export function writeRawError(socket: Socket, err: EdgeError, graceMs: number): void {
+/** Answer `err` on a client's relay socket (upgrade path, refused heads) and half-close it, destroyed after `graceMs`. */
+export function writeRawError(socket: RelaySocket, err: EdgeError, graceMs: number): void {
   endGracefully(socket, rawErrorResponse(err), graceMs);
 }
 
 /**
  * Send `last` (if any) and a FIN, then keep reading (and discarding) so the client's own FIN is seen and
- * the socket closes; a client that never closes is destroyed by its 'timeout' listener after `graceMs`.
+ * the socket closes; a client that never closes is destroyed after `graceMs`.
  * (Closing with unread input would send a RST that can make the client lose the answer.)
  */
-export function endGracefully(socket: Socket, last: Buffer | undefined, graceMs: number): void {
+export function endGracefully(socket: RelaySocket, last: Buffer | undefined, graceMs: number): void {
   if (socket.destroyed) return;
-  if (!socket.writable) {
+  if (socket.writableEnded) {
     socket.destroy();
     return;
   }
-  if (last) socket.end(last);
-  else socket.end();
+  socket.end(last);
   socket.resume();
-  socket.setTimeout(graceMs);
+  socket.closeWithin(graceMs);
 }

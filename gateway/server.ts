@@ -1,19 +1,21 @@
 /**
- * The gateway's listening side: a raw `net.Server` whose connections are read by gateway/head-reader.ts. A `GET`
- * upgrade is parsed by the gateway's strict parser and proxied without any `http.Server` object; every other
- * first request (`/ws/assign`, the probes, the admin routes) is replayed into a `http.Server` that never listens
- * itself and serves the connection from then on (keep-alive included; an upgrade later on such a connection
- * comes back through its 'upgrade' event). Descriptor exhaustion never crashes it.
+ * The gateway's listening side: a `net.Server` whose listening handle is taken over (gateway/relay-socket.ts
+ * `takeAccepts`), so an accepted connection is a bare TCP handle, not a `net.Socket`, read by gateway/head-reader.ts.
+ * A `GET` upgrade is parsed by the gateway's strict parser and proxied without any `http.Server` or `net.Socket`
+ * object; every other first request (`/ws/assign`, the probes, the admin routes) is replayed into a `http.Server`
+ * that never listens itself, on a `net.Socket` made from the connection, and served from then on (keep-alive
+ * included; an upgrade later on such a connection comes back through its 'upgrade' event). Descriptor exhaustion
+ * never crashes it.
  */
 import http from 'node:http';
 import net, { type Socket } from 'node:net';
+import { takeAccepts, wrapNetSocket, type RelaySocket } from './relay-socket.js';
 import { performance } from 'node:perf_hooks';
 import { handleRequest } from './api.js';
 import { CLOSE_GRACE_MS, CONNECTIONS_CHECK_INTERVAL_MS, KEEP_ALIVE_TIMEOUT_MS, LOG_REPEAT_MS, REFUSAL_RESERVE, SOCKET_HEADROOM } from './constants.js';
 import type { GatewayContext } from './context.js';
 import { buildUpstreamRequest, headerLines, requestIdOf, type ClientRequest } from './handshake.js';
-import { HeadReader } from './head-reader.js';
-import { UpgradeProxy } from './proxy.js';
+import { HEAD_HANDLERS, HeadReader } from './head-reader.js';
 import { headVerdict, type RequestHead } from './request-head.js';
 import { Answer, rawErrorResponse, writeRawError } from './respond.js';
 import { isUpstream, Resolved, type Resolution } from './resolvers/resolver.js';
@@ -34,6 +36,8 @@ export type GatewayServer = net.Server & {
   closeAllConnections(): void;
   /** Client connections accepted and still open (every phase: head, plain request, proxied, answered with an error; not those refused past the ceiling). */
   openConnections(): number;
+  /** Resolves once every accepted client connection has closed (those answered past the ceiling too). */
+  connectionsClosed(): Promise<void>;
   /**
    * Stop accepting for now (a gateway worker that holds more than its share): the listening handle is closed, open
    * connections are untouched, and the server is not shut down. Listen again to resume; a drain shuts it down.
@@ -55,8 +59,9 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
   httpServer.emit('listening');
   httpServer.on('request', (req, res) => void handleRequest(ctx, req, res, surface));
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-    UpgradeProxy.adopt(socket);
-    onUpgrade(ctx, req, socket, head, surface, incomingVerdict(req));
+    // Node removed its own error listeners: the wrapper's come first (an unhandled socket error would crash the process).
+    const conn = wrapNetSocket(socket, HEAD_HANDLERS);
+    onUpgrade(ctx, req, conn, head, surface, incomingVerdict(req));
   });
   httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -85,28 +90,53 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
   let open = 0;
   let refusing = 0;
   let dropping = false;
-  // Half-open like Node's HTTP sockets: a client's FIN after its upgrade is passed on to the pod, not a close.
-  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
-    UpgradeProxy.adopt(socket);
+  let closedWaiters: Array<() => void> = [];
+  const settleIfNone = (): void => {
+    if (open + refusing > 0 || closedWaiters.length === 0) return;
+    const waiters = closedWaiters;
+    closedWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
+  const openClosed = (): void => {
+    open--;
+    settleIfNone();
+  };
+  const refusalClosed = (): void => {
+    refusing--;
+    settleIfNone();
+  };
+  const onConnection = (accept: () => RelaySocket, drop: () => void): void => {
     if (open < ceiling) {
       open++;
-      socket.once('close', () => open--);
+      const socket = accept();
+      socket.onClosed = openClosed;
       reader.accept(socket);
       return;
     }
     if (refusing < REFUSAL_RESERVE) {
       refusing++;
-      socket.once('close', () => refusing--);
+      const socket = accept();
+      socket.onClosed = refusalClosed;
       refuse(ctx, socket, Answer.OVERLOADED);
       return;
     }
-    socket.destroy();
+    drop();
     if (!dropping) {
       dropping = true;
       ctx.logger.warn({ ceiling, refusing }, 'socket limit reached and the refusal reserve in use: closing new connections without an answer');
       setTimeout(() => (dropping = false), LOG_REPEAT_MS).unref();
     }
+  };
+  // Half-open like Node's HTTP sockets: a client's FIN after its upgrade is passed on to the pod, not a close.
+  // The connection listener only runs on a Node without the TCP bindings (takeAccepts false).
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+    onConnection(
+      () => wrapNetSocket(socket, HEAD_HANDLERS),
+      () => socket.destroy(),
+    );
   }) as GatewayServer;
+  takeAccepts(server, onConnection, HEAD_HANDLERS);
+  server.connectionsClosed = () => (open + refusing === 0 ? Promise.resolve() : new Promise<void>((resolve) => closedWaiters.push(resolve)));
   // A connection still sending its first head has no request yet: idle, as Node's own tracking counts it.
   server.closeIdleConnections = () => {
     httpServer.closeIdleConnections();
@@ -143,7 +173,7 @@ export function createGatewayServer(ctx: GatewayContext, surface: Surface = 'com
 }
 
 /** The parser's head as the handshake reads it. */
-function withSocket(head: RequestHead, socket: Socket): ClientRequest {
+function withSocket(head: RequestHead, socket: RelaySocket): ClientRequest {
   return { method: head.method, url: head.url, rawHeaders: head.rawHeaders, headers: head.headers, socket };
 }
 
@@ -171,7 +201,7 @@ function incomingVerdict(req: http.IncomingMessage): EdgeError | undefined {
   return verdict.kind === 'refuse' ? verdict.refusal.error : undefined;
 }
 
-function refuse(ctx: GatewayContext, socket: Socket, err: EdgeError): void {
+function refuse(ctx: GatewayContext, socket: RelaySocket, err: EdgeError): void {
   ctx.metrics.upgrade(err.status);
   writeRawError(socket, err, CLOSE_GRACE_MS);
 }
@@ -180,7 +210,7 @@ function refuse(ctx: GatewayContext, socket: Socket, err: EdgeError): void {
  * Validate, resolve and hand an upgrade to the proxy (`socket` already adopted; `malformed`: the parser's refusal
  * of a head Node read). Never throws: whatever fails answers that one client.
  */
-function onUpgrade(ctx: GatewayContext, req: ClientRequest, socket: Socket, head: Buffer, surface: Surface, malformed: EdgeError | undefined): void {
+function onUpgrade(ctx: GatewayContext, req: ClientRequest, socket: RelaySocket, head: Buffer, surface: Surface, malformed: EdgeError | undefined): void {
   const t0 = performance.now();
   if (malformed) {
     ctx.metrics.request(CLIENT_ERROR, malformed.status);
@@ -224,12 +254,12 @@ function onUpgrade(ctx: GatewayContext, req: ClientRequest, socket: Socket, head
 }
 
 /** A resolver or connect path that threw: 502 upstream_unreachable for this client only, logged once. */
-function unreachable(ctx: GatewayContext, socket: Socket, podId: string, requestId: string, err: unknown): void {
+function unreachable(ctx: GatewayContext, socket: RelaySocket, podId: string, requestId: string, err: unknown): void {
   logUpstreamFailure(ctx.logger, Resolved.UNREACHABLE, { podId, upstream: undefined, requestId, reason: UpstreamFailure.RESOLVE_FAILED, err });
   if (!socket.destroyed) refuse(ctx, socket, Resolved.UNREACHABLE);
 }
 
-function connect(ctx: GatewayContext, req: ClientRequest, socket: Socket, head: Buffer, podId: string, query: string, requestId: string, r: Resolution, t0: number): void {
+function connect(ctx: GatewayContext, req: ClientRequest, socket: RelaySocket, head: Buffer, podId: string, query: string, requestId: string, r: Resolution, t0: number): void {
   if (!isUpstream(r)) {
     // The resolver's own 502/504 (a failed or slow DNS lookup); its 404/503 answers are the client's business.
     if (r.status === Resolved.UNREACHABLE.status || r.status === Resolved.TIMEOUT.status) {

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { connectPod, POD_SOCKET_KIND, type PodSocket, type PodSocketHandlers } from '../gateway/pod-socket.js';
+import { connectPod, RELAY_SOCKET_KIND, type RelaySocket, type RelaySocketHandlers } from '../gateway/relay-socket.js';
 
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const MIB = 1024 * 1024;
@@ -19,7 +19,7 @@ interface Recorder {
   closed: Promise<void>;
   ended: Promise<void>;
   drained: () => Promise<void>;
-  handlers: PodSocketHandlers<PodSocket>;
+  handlers: RelaySocketHandlers<RelaySocket>;
 }
 
 function recorder(): Recorder {
@@ -94,7 +94,7 @@ const collect = (s: Socket) => new Promise<Buffer>((res) => {
 });
 
 test('this Node runs the TCP-handle implementation, not the net.Socket fallback', () => {
-  assert.equal(POD_SOCKET_KIND, 'handle');
+  assert.equal(RELAY_SOCKET_KIND, 'handle');
 });
 
 test('writes made before the connect completes arrive in order; end() sends a FIN after them; the peer\'s FIN is onEnd and the socket closes by itself', async () => {
