@@ -1,13 +1,14 @@
 /**
- * gateway/pod-socket.ts, the gateway's pod connection on libuv's TCP handle, against a real `net.Server` peer:
+ * gateway/relay-socket.ts, both sides of a proxied connection on libuv's TCP handle, against real `net` peers:
  * the net.Socket semantics the proxy relies on (queued writes before the connect, half-close both ways, closing
- * by itself once both directions ended, backpressure with a drain, errors then close), and that this Node runs
- * the handle implementation rather than the net.Socket fallback.
+ * by itself once both directions ended, backpressure with a drain, errors then close), the accepted side (a
+ * listening net.Server whose handle is taken over: no net.Socket per connection, the hand-off of a plain request
+ * to a net.Socket, the close deadline), and that this Node runs the handle implementation rather than the fallback.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { connectPod, RELAY_SOCKET_KIND, type RelaySocket, type RelaySocketHandlers } from '../gateway/relay-socket.js';
+import { connectPod, RELAY_SOCKET_KIND, takeAccepts, type RelaySocket, type RelaySocketHandlers } from '../gateway/relay-socket.js';
 
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const MIB = 1024 * 1024;
@@ -239,5 +240,132 @@ test('pause() stops reading until resume(): what the peer sends meanwhile arrive
     await r.closed;
   } finally {
     await p.close();
+  }
+});
+
+/** A listening net.Server whose accepts are taken over: each connection comes to `onAccept` as a relay socket. */
+async function takenServer(handlers: (n: number) => RelaySocketHandlers<RelaySocket>): Promise<{ port: number; accepted: RelaySocket[]; connectionEvents: () => number; next: () => Promise<RelaySocket>; close(): Promise<void> }> {
+  const server = net.createServer({ allowHalfOpen: true });
+  let connectionEvents = 0;
+  server.on('connection', () => connectionEvents++);
+  const accepted: RelaySocket[] = [];
+  let waiting: ((s: RelaySocket) => void) | undefined;
+  let current: RelaySocketHandlers<RelaySocket> | undefined;
+  const relay = {
+    onData(this: RelaySocket, c: Buffer) { current?.onData.call(this, c); },
+    onEnd(this: RelaySocket) { current?.onEnd.call(this); },
+    onDrain(this: RelaySocket) { current?.onDrain.call(this); },
+    onError(this: RelaySocket, e: NodeJS.ErrnoException) { current?.onError.call(this, e); },
+    onClose(this: RelaySocket) { current?.onClose.call(this); },
+  };
+  assert.equal(takeAccepts(server, (accept) => {
+    current = handlers(accepted.length);
+    const s = accept();
+    s.handlers = current as RelaySocketHandlers<never>;
+    accepted.push(s);
+    waiting?.(s);
+    waiting = undefined;
+  }, relay as RelaySocketHandlers<never>), true);
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted,
+    connectionEvents: () => connectionEvents,
+    next: () => new Promise<RelaySocket>((res) => (waiting = res)),
+    close: () => new Promise<void>((res) => {
+      for (const s of accepted) s.destroy();
+      server.close(() => res());
+    }),
+  };
+}
+
+test('accepted side: a connection arrives as a relay socket (no net.Socket, no connection event) with the peer address; half-close both ways; counters; onClosed once', async () => {
+  const r = recorder();
+  const srv = await takenServer(() => r.handlers);
+  try {
+    const next = srv.next();
+    const client = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true });
+    const sock = await next;
+    assert.equal(srv.connectionEvents(), 0, 'net.Server made no net.Socket of it');
+    assert.equal(sock.remoteAddress, '127.0.0.1');
+    let closedHooks = 0;
+    sock.onClosed = () => closedHooks++;
+    const got = collect(client);
+    client.end('hello');
+    await r.ended;
+    assert.equal(Buffer.concat(r.data).toString(), 'hello');
+    assert.equal(sock.bytesRead, 5);
+    // Half-open: the peer's FIN does not close it; it still writes, then ends.
+    assert.equal(sock.destroyed, false);
+    assert.equal(sock.write('world'), true);
+    sock.end(Buffer.from('!'));
+    assert.equal(sock.bytesWritten, 6);
+    assert.equal((await got).toString(), 'world!');
+    await r.closed;
+    assert.deepEqual(r.events, ['end', 'close']);
+    assert.equal(closedHooks, 1);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('accepted side: toNetSocket hands the connection to a net.Socket: the bytes read so far (unshifted) and everything after arrive there in order, the relay socket hears nothing more, onClosed moves along', async () => {
+  const r = recorder();
+  const srv = await takenServer(() => r.handlers);
+  try {
+    const next = srv.next();
+    const client = net.connect({ port: srv.port, host: '127.0.0.1' });
+    const sock = await next;
+    let closedHooks = 0;
+    sock.onClosed = () => closedHooks++;
+    const firstRead = new Promise<void>((res) => {
+      const h = r.handlers.onData;
+      r.handlers.onData = function (this: RelaySocket, c: Buffer) {
+        h.call(this, c);
+        res();
+      };
+    });
+    client.write('GET / HTTP/1.1\r\n');
+    await firstRead;
+    const ns = sock.toNetSocket();
+    ns.unshift(Buffer.concat(r.data));
+    const received: Buffer[] = [];
+    ns.on('data', (c: Buffer) => received.push(c));
+    const nsClosed = new Promise<void>((res) => ns.on('close', () => res()));
+    // Larger than one read of the shared buffer, so several reads go through it into the Readable.
+    const big = Buffer.alloc(200 * 1024, 'x');
+    client.write(big);
+    client.end('END');
+    await new Promise<void>((res) => ns.on('end', () => res()));
+    ns.end('ok');
+    await nsClosed;
+    assert.equal(Buffer.concat(received).toString('latin1'), `GET / HTTP/1.1\r\n${big.toString('latin1')}END`);
+    assert.deepEqual(r.events, [], 'the relay socket heard nothing after the hand-off');
+    assert.equal(r.data.length, 1);
+    assert.equal(closedHooks, 1, 'onClosed ran when the net.Socket closed');
+    assert.equal(sock.destroyed, true);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('accepted side: closeWithin destroys a socket whose peer never closes, and not before the deadline', async () => {
+  const r = recorder();
+  const srv = await takenServer(() => r.handlers);
+  try {
+    const next = srv.next();
+    const client = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true });
+    client.on('error', () => undefined);
+    const sock = await next;
+    const t0 = performance.now();
+    sock.end(Buffer.from('answer'));
+    sock.closeWithin(300);
+    await r.closed;
+    const took = performance.now() - t0;
+    assert.ok(took >= 290, `closed after ${took.toFixed(0)} ms, before its deadline`);
+    assert.ok(took < 3000, `closed after ${took.toFixed(0)} ms`);
+    client.destroy();
+  } finally {
+    await srv.close();
   }
 });
