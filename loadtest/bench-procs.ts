@@ -209,10 +209,10 @@ export async function startSocketNode(podId: string, redisUrl: string, env: Reco
   return { child, pid: child.pid!, port, admin, stop: () => stopChild(child) };
 }
 
-/** `rtc-edge gateway` with `workers` processes (GATEWAY_WORKERS; ignored by a tree without it). */
-export async function startGateway(redisUrl: string, workers: number, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
+/** `rtc-edge gateway` with `workers` processes (GATEWAY_WORKERS; ignored by a tree without it); `cli`: another build's dist/app/cli.js. */
+export async function startGateway(redisUrl: string, workers: number, extraArgs: string[] = [], env: Record<string, string> = {}, cli = CLI): Promise<Proc> {
   const port = await freePort();
-  const child = spawnChild(process.execPath, [...extraArgs, CLI, 'gateway'], {
+  const child = spawnChild(process.execPath, [...extraArgs, cli, 'gateway'], {
     GATEWAY_PORT: String(port),
     GATEWAY_ADMIN_PORT: '0',
     GATEWAY_WORKERS: String(workers),
