@@ -75,8 +75,20 @@ export function balanceOrders(workers: readonly Pick<Slot, 'open' | 'accepting' 
   return { resume, pause };
 }
 
-function post(worker: Worker | undefined, message: ToWorker): void {
-  if (worker?.isConnected()) worker.send(message);
+/**
+ * Send to a worker. A worker that is exiting can close its channel between the isConnected() check and the write,
+ * which fails with EPIPE; without a callback Node emits that as 'error' on the Worker and, unhandled, it kills the
+ * primary (seen in CI: a drain's last broadcast raced the workers' exits). The exit itself is handled by onExit, so a
+ * failed send only calls `failed` (a metrics request stops waiting for the answer).
+ */
+export function post(worker: Worker | undefined, message: ToWorker, failed?: () => void): void {
+  if (!worker?.isConnected()) {
+    failed?.();
+    return;
+  }
+  worker.send(message, undefined, (err) => {
+    if (err) failed?.();
+  });
 }
 
 /** Fork GATEWAY_WORKERS gateway workers and serve the admin port; resolves once every worker listens. */
@@ -115,7 +127,7 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
       resolve(m);
     }
     pending.set(id, settle);
-    post(worker, { type: 'rtc-edge:metrics?', id });
+    post(worker, { type: 'rtc-edge:metrics?', id }, () => settle(undefined));
   });
   /** Every live worker's metrics and the primary's own, aggregated (counters and most gauges summed). */
   async function aggregated(): Promise<string> {
@@ -169,6 +181,8 @@ export async function startWorkers(config: Config, deps: RoleDeps): Promise<Work
       resolve();
     }));
     exits.add(exited);
+    // Any other error on the channel (the 'exit' that follows is what restarts the worker): logged, never fatal.
+    worker.on('error', (err: Error) => logger.warn({ worker: slot.index, workerPid: worker.process.pid, err }, 'gateway worker channel error'));
     worker.on('message', (m: unknown) => {
       if (isMessage<MetricsReply>(m, 'rtc-edge:metrics')) pending.get(m.id)?.(m.metrics);
       else if (isMessage<LoadMessage>(m, 'rtc-edge:load')) {

@@ -132,7 +132,7 @@ test('2 gateway workers hold more than one process\'s descriptor limit; SIGKILL 
   const tTerm = Date.now();
   gw.child.kill('SIGTERM');
   await waitUntil('readiness failing during the drain', async () => ((await fetch(`${admin}/readyz`)).status === 503 ? true : undefined), DRAIN_MS);
-  assert.equal(await gw.exited, 0);
+  assert.equal(await gw.exited, 0, `the primary exits 0 after the drain; its stderr: ${gw.stderr()}`);
   const drainedMs = Date.now() - tTerm;
   const after = await waitUntil('every connection closed', async () => {
     const a = await Promise.all(holders.map((h) => h.send({ cmd: 'status' })));
