@@ -12,9 +12,8 @@ import { Answer } from './respond.js';
 import { examineHead, type RequestHead } from './request-head.js';
 import type { RelaySocket, RelaySocketHandlers } from './relay-socket.js';
 
-const PENDING = Symbol('rtc-edge.pending-head');
-
-type ReadingSocket = RelaySocket & { [PENDING]?: Pending | undefined };
+/** A client socket while its first head is read: its `owner` is the Pending (undefined once the head is done). */
+type ReadingSocket = RelaySocket & { owner: Pending | undefined };
 
 /** What the reader hands on. */
 export interface HeadReaderOptions {
@@ -51,8 +50,8 @@ export class HeadReader {
 
   /** Start reading a freshly accepted socket (made with HEAD_HANDLERS). */
   accept(socket: RelaySocket): void {
-    const p = new Pending(this, socket);
-    (socket as ReadingSocket)[PENDING] = p;
+    const p = new Pending(this, socket as ReadingSocket);
+    socket.owner = p;
     this.pending.arm(p);
   }
 
@@ -64,20 +63,20 @@ export class HeadReader {
   /** @internal The head is complete or refused: stop reading it. */
   done(p: Pending): void {
     this.pending.disarm(p);
-    p.socket[PENDING] = undefined;
+    p.socket.owner = undefined;
   }
 }
 
 function expire(p: Pending): void {
   const socket = p.socket;
-  if (socket[PENDING] !== p) return;
-  socket[PENDING] = undefined;
+  if (socket.owner !== p) return;
+  socket.owner = undefined;
   if (!socket.destroyed) p.reader.opts.onRefuse(socket, Answer.REQUEST_TIMEOUT);
 }
 
 /** The client ended its side mid-head (the socket is half-open, as the proxy needs): 400 as Node's parser answers, or just close. */
 function onHeadEnd(this: ReadingSocket): void {
-  const p = this[PENDING];
+  const p = this.owner;
   if (!p) return;
   p.reader.done(p);
   if (p.buf === undefined) this.end();
@@ -85,7 +84,7 @@ function onHeadEnd(this: ReadingSocket): void {
 }
 
 function onHeadData(this: ReadingSocket, chunk: Buffer): void {
-  const p = this[PENDING];
+  const p = this.owner;
   if (!p) return;
   const { reader } = p;
   const scanned = p.buf === undefined ? 0 : p.buf.length;
@@ -118,7 +117,7 @@ function onHeadData(this: ReadingSocket, chunk: Buffer): void {
 
 /** The socket closed (or failed) mid-head: forget it. */
 function onHeadClose(this: ReadingSocket): void {
-  const p = this[PENDING];
+  const p = this.owner;
   if (p) p.reader.done(p);
 }
 

@@ -4,7 +4,7 @@
  * leaner per connection and per handshake (README, `npm run bench:gateway`).
  *
  * Memory: each proxied connection is two TCP handles, two relay sockets and one small `Link` object. Handlers are
- * shared functions that find their `Link` through one symbol property, so there are no per-connection closures, and
+ * shared functions that find their `Link` in the socket's `owner` field, so there are no per-connection closures, and
  * nothing keeps the request head after the upgrade.
  *
  * Ending: a FIN or a close on one side is passed on to the other with `end()`, after the bytes still
@@ -25,7 +25,6 @@ import { Resolved, type Upstream } from './resolvers/resolver.js';
 import { logUpstreamFailure, UpstreamFailure } from './upstream-failure.js';
 import { connectPod, READ_BUFFER, type RelaySocket, type RelaySocketHandlers } from './relay-socket.js';
 
-const LINK = Symbol('rtc-edge.link');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const HTTP_PREFIX = 'HTTP/1.';
 const STATUS_SWITCHING = 101;
@@ -34,7 +33,8 @@ const STATUS_CLIENT_CLOSED = 499;
 const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
 const MAX_PORT = 65535;
 
-type LinkedSocket = RelaySocket & { [LINK]?: Link };
+/** Either side of a link: its `owner` is the Link. */
+type LinkedSocket = RelaySocket & { owner: Link | undefined };
 
 const enum Phase {
   /** Waiting for the pod's response head. */
@@ -144,14 +144,14 @@ export class UpgradeProxy {
     let up: LinkedSocket;
     try {
       // Both sides' bytes land in one shared buffer and are copied out (pooled for small frames).
-      up = connectPod(host, port, READ_BUFFER, POD_HANDLERS);
+      up = connectPod(host, port, READ_BUFFER, POD_HANDLERS) as LinkedSocket;
     } catch (err) {
       this.refuseBadAddress(client, podId, upstream, requestId, err);
       return;
     }
     const link = new Link(this, client as LinkedSocket, up, t0, podId, requestId, upstream);
-    (client as LinkedSocket)[LINK] = link;
-    up[LINK] = link;
+    client.owner = link;
+    up.owner = link;
     this.pending++;
     client.handlers = CLIENT_HANDLERS;
     this.handshakes.arm(link);
@@ -210,7 +210,7 @@ function onClientError(this: LinkedSocket): void {
 }
 
 function onUpstreamError(this: LinkedSocket, err: NodeJS.ErrnoException): void {
-  const link = this[LINK];
+  const link = this.owner;
   if (!link || link.phase !== Phase.Handshake) return;
   if (err.code === 'EMFILE' || err.code === 'ENFILE') {
     link.proxy.fdExhausted(err);
@@ -219,7 +219,7 @@ function onUpstreamError(this: LinkedSocket, err: NodeJS.ErrnoException): void {
 }
 
 function onDrain(this: LinkedSocket): void {
-  const link = this[LINK];
+  const link = this.owner;
   if (!link) return;
   // This socket flushed its queue: let the other side read again.
   (this === link.client ? link.upstream : link.client).resume();
@@ -231,7 +231,7 @@ function shut(socket: RelaySocket): void {
 }
 
 function onEnd(this: LinkedSocket): void {
-  const link = this[LINK];
+  const link = this.owner;
   if (!link) return;
   if (this === link.client && link.phase === Phase.Handshake) {
     // A client's FIN before the 101 is an abort (it could never send a frame), as nginx's 499: without this the
@@ -256,7 +256,7 @@ function onEnd(this: LinkedSocket): void {
 }
 
 function onClientData(this: LinkedSocket, chunk: Buffer): void {
-  const link = this[LINK]!;
+  const link = this.owner!;
   // After our 1001, with the pod gone, or after an answer that ends the client: nowhere to go (read and dropped,
   // so the client's FIN is seen).
   if (link.clientShut || link.phase === Phase.Done) return;
@@ -264,7 +264,7 @@ function onClientData(this: LinkedSocket, chunk: Buffer): void {
 }
 
 function onUpstreamData(this: LinkedSocket, chunk: Buffer): void {
-  const link = this[LINK]!;
+  const link = this.owner!;
   const client = link.client;
   switch (link.phase) {
     case Phase.Relay:
@@ -348,7 +348,7 @@ function endPassthrough(link: Link): void {
 }
 
 function onUpstreamClose(this: LinkedSocket): void {
-  const link = this[LINK];
+  const link = this.owner;
   if (!link) return;
   if (link.phase === Phase.Handshake) failHandshake(link, Resolved.UNREACHABLE, UpstreamFailure.CLOSED);
   else if (link.phase === Phase.Passthrough) endPassthrough(link);
@@ -362,7 +362,7 @@ function onUpstreamClose(this: LinkedSocket): void {
 }
 
 function onClientClose(this: LinkedSocket): void {
-  const link = this[LINK];
+  const link = this.owner;
   if (!link) return;
   const proxy = link.proxy;
   const up = link.upstream;

@@ -44,6 +44,11 @@ export interface RelaySocket {
   readonly remoteAddress: string | undefined;
   /** Who hears this socket from now on (the head reader, then the proxy). */
   handlers: RelaySocketHandlers<never>;
+  /**
+   * The state of whoever hears it (the head reader's pending head, then the proxy's link), for the shared handlers.
+   * A field every socket is made with, so all sockets keep one hidden class (a property added later would fork it).
+   */
+  owner: unknown;
   /** Runs once when the connection closes, also after toNetSocket (then when that socket closes). */
   onClosed: (() => void) | undefined;
   /** Queue bytes for the peer; false when the queue is past the high-water mark (wait for onDrain). */
@@ -169,6 +174,7 @@ class RawSocket implements RelaySocket {
   bytesRead = 0;
   bytesWritten = 0;
   handlers: RelaySocketHandlers<never>;
+  owner: unknown = undefined;
   onClosed: (() => void) | undefined = undefined;
   private connecting: boolean;
   private paused = false;
@@ -390,6 +396,7 @@ class RawSocket implements RelaySocket {
 /** A net.Socket behind the relay interface: the fallback, and the sockets Node's http.Server hands over. */
 class NetRelaySocket implements RelaySocket {
   handlers: RelaySocketHandlers<never>;
+  owner: unknown = undefined;
   private readonly listeners: ReadonlyArray<readonly [string, (arg: never) => void]>;
 
   constructor(
