@@ -9,7 +9,7 @@
  *   e.g. GW_BASE=/tmp/old node --import tsx loadtest/probe-handshake.ts nginx,base,gateway,floor 4000 '' 3
  * The optional command runs during the first side's last handshake phase with `{pid}` replaced by its pid, e.g.
  *   node --import tsx loadtest/probe-handshake.ts gateway 8000 'perf record -F 4000 -g -p {pid} -o /tmp/gw.data'
- * GW_WORKERS sets GATEWAY_WORKERS (default 1). GW_NODE_FLAGS passes flags to the gateway's node (e.g. --perf-basic-prof).
+ * GW_WORKERS sets GATEWAY_WORKERS (default 1). PROBE_WARMUP sets the warm-up rounds of 1,000 (default 2). GW_NODE_FLAGS passes flags to the gateway's node (e.g. --perf-basic-prof).
  * The side-by-side targets are `npm run bench:gateway`'s. Loopback only, bounded by `n` and the rounds.
  */
 import { spawn } from 'node:child_process';
@@ -35,6 +35,8 @@ const redis = await startRedis();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'probe-'));
 const node = await startSocketNode('bench-pod', redis.url);
 const workers = Number(process.env.GW_WORKERS ?? 1);
+/** Warm-up rounds of 1,000 connections per side (PROBE_WARMUP, default 2; bench:gateway warms up with 1). */
+const warmups = Number(process.env.PROBE_WARMUP ?? 2);
 const flags = (process.env.GW_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
 async function startFloor(): Promise<Proc> {
@@ -60,7 +62,7 @@ for (const side of sides) {
 const pool = ClientPool.start();
 try {
   for (const side of sides) {
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < warmups; i++) {
       await pool.open(procs.get(side)!.port, '/ws/bench-pod/connect', 1000, 64);
       await pool.relay(2, 1000);
       await pool.closeAll();
@@ -98,6 +100,8 @@ try {
   }
 } finally {
   pool.stop();
+  // Each side's own stop (a gateway run with --cpu-prof gets SIGTERM, so its profile is written).
+  await Promise.all([...procs.values()].map((p) => p.stop()));
   killAll();
   await redis.stop();
   process.exit(0);
