@@ -47,8 +47,12 @@ export function ensureBuilt(): void {
 /** CPU (user + system, seconds) and RSS of a process tree. */
 export interface ProcSample {
   rssBytes: number;
+  /**
+   * On-CPU time of every thread, in nanoseconds from /proc/<pid>/task/<tid>/schedstat (the clock-tick figures of
+   * /proc/<pid>/stat count in 10 ms steps: ±5 µs per handshake over 2,000 of them). Ticks where schedstat is unreadable.
+   */
   cpuSeconds: number;
-  /** The user-space part of cpuSeconds (the rest is the kernel's). */
+  /** The user-space part of the CPU time, in clock ticks (10 ms steps: a share to show, not a measure). */
   userSeconds: number;
   /** Times the main threads slept and were woken (voluntary context switches). */
   wakeups: number;
@@ -75,6 +79,23 @@ export function processTree(pid: number): number[] {
   return all;
 }
 
+/** On-CPU seconds of every live thread of `pid` (schedstat's first field is nanoseconds), or undefined. */
+function threadsCpuSeconds(pid: number): number | undefined {
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* the thread exited meanwhile */
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  return Number.isFinite(ns) && ns > 0 ? ns / 1e9 : undefined;
+}
+
 /** Summed over `pid`'s process tree. */
 export function sample(pid: number): ProcSample {
   let rss = 0;
@@ -88,7 +109,7 @@ export function sample(pid: number): ProcSample {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       rss += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0) * 1024;
-      cpu += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+      cpu += threadsCpuSeconds(p) ?? (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
       user += Number(fields[11]) / CLK_TCK;
       wakeups += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
       n++;
