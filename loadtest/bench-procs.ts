@@ -6,6 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/support/net.js';
@@ -248,6 +249,20 @@ export async function startGateway(redisUrl: string, workers: number, extraArgs:
   // (GATEWAY_WORKERS is Node's cluster: a primary plus that many workers.)
   if (workers > 1) await waitUntil('gateway workers', async () => sample(child.pid!).processes > workers, WORKERS_WAIT_MS).catch(() => undefined);
   return { child, pid: child.pid!, port, stop: () => stopChild(child, extraArgs.some((a) => a.startsWith('--cpu-prof')) ? 'SIGTERM' : 'SIGKILL') };
+}
+
+/** loadtest/floor-proxy.ts in front of `upstreamPort`: the least a Node proxy on the gateway's bindings does (an anchor). */
+export async function startFloor(upstreamPort: number): Promise<Proc> {
+  const port = await freePort();
+  const child = spawnChild(process.execPath, ['--import', 'tsx', path.join(ROOT, 'loadtest', 'floor-proxy.ts'), String(port), String(upstreamPort)], {}, 'floor proxy');
+  await waitUntil('floor proxy', () => new Promise<boolean>((res) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      res(true);
+    });
+    s.on('error', () => res(false));
+  }));
+  return { child, pid: child.pid!, port, stop: async () => void child.kill('SIGKILL') };
 }
 
 /** Node processes under a gateway's root (1 without GATEWAY_WORKERS; the primary plus its workers with it). */

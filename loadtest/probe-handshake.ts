@@ -16,10 +16,8 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { ClientPool } from './client-pool.js';
-import { ensureBuilt, ROOT, sample, sleep, spawnChild, startGateway, startNginx, startSocketNode, killAll, waitUntil, type Proc } from './bench-procs.js';
-import { freePort } from '../test/support/net.js';
+import { ensureBuilt, sample, sleep, startFloor, startGateway, startNginx, startSocketNode, killAll, type Proc } from './bench-procs.js';
 
 const [sidesArg = 'gateway', nArg = '4000', cmd = '', roundsArg = '1'] = process.argv.slice(2);
 const sides = sidesArg.split(',');
@@ -39,25 +37,12 @@ const workers = Number(process.env.GW_WORKERS ?? 1);
 const warmups = Number(process.env.PROBE_WARMUP ?? 2);
 const flags = (process.env.GW_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
-async function startFloor(): Promise<Proc> {
-  const port = await freePort();
-  const child = spawnChild(process.execPath, ['--import', 'tsx', path.join(ROOT, 'loadtest', 'floor-proxy.ts'), String(port), String(node.port)], {}, 'floor proxy');
-  await waitUntil('floor proxy', () => new Promise<boolean>((res) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      s.destroy();
-      res(true);
-    });
-    s.on('error', () => res(false));
-  }));
-  return { child, pid: child.pid!, port, stop: async () => void child.kill('SIGKILL') };
-}
-
 const procs = new Map<string, Proc>();
 for (const side of sides) {
   if (side === 'gateway') procs.set(side, await startGateway(redis.url, workers, flags));
   else if (side === 'base') procs.set(side, await startGateway(redis.url, workers, flags, {}, path.join(process.env.GW_BASE!, 'dist', 'app', 'cli.js')));
   else if (side === 'nginx') procs.set(side, await startNginx(tmp, { 'bench-pod': node.port }, 1));
-  else procs.set(side, await startFloor());
+  else procs.set(side, await startFloor(node.port));
 }
 const pool = ClientPool.start();
 try {
