@@ -4,15 +4,16 @@
 // broadcast racing the workers' exits). A real cluster worker, a real closed channel.
 import assert from 'node:assert/strict';
 import cluster from 'node:cluster';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { post } from '../gateway/workers.js';
 
-test('post to a worker whose channel closed under it: the failure is reported, the primary lives', { timeout: 20_000 }, async () => {
+test('post to a worker whose channel closed under it: the failure is reported, the primary lives', { timeout: 20_000 }, async (t) => {
   const exec = join(tmpdir(), `rtc-edge-exiting-worker-${process.pid}.cjs`);
   writeFileSync(exec, 'process.exit(0);\n');
+  t.after(() => rmSync(exec, { force: true }));
   cluster.setupPrimary({ exec, silent: true });
   const worker = cluster.fork();
   const errors: unknown[] = [];
