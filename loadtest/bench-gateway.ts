@@ -32,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClientPool } from './client-pool.js';
-import { ensureBuilt, runBounded, fdCount, gatewayProcesses, httpStatus, MIB, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, type Proc, type ProcSample } from './bench-procs.js';
+import { ensureBuilt, runBounded, fdCount, gatewayProcesses, httpStatus, MIB, pct, ROOT, sample, sleep, startGateway, startNginx, startSocketNode, warmUpPass, type Proc, type ProcSample } from './bench-procs.js';
 
 const POD_A = 'bench-pod';
 const POD_B = 'bench-pod-b';
@@ -87,7 +87,6 @@ interface Measurement {
   overload?: { attempted: number; proxied: number; refused: Record<string, number>; existingOk: boolean; alive: boolean; healthz: number; fds: number };
 }
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 const median = (xs: number[]) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -124,14 +123,7 @@ async function measurePair(rig: Rig, n: number, atScale: boolean): Promise<Recor
     const fresh = { gateway: sample(proxies.gateway.pid), nginx: sample(proxies.nginx.pid) };
     const warmup: Record<Side, number[]> = { gateway: [], nginx: [] };
     for (let pass = 0; pass < WARMUP_PASSES; pass++) {
-      for (const side of SIDES) {
-        const pool = rig.pools[side];
-        const s0 = sample(proxies[side].pid);
-        const r = await pool.open(proxies[side].port, POD_PATH, WARMUP_CONNECTIONS, OPEN_CONCURRENCY);
-        warmup[side].push((cpuDelta(s0, sample(proxies[side].pid)) / r.opened) * 1e6);
-        await pool.relay(WARMUP_ROUNDS, WARMUP_CONNECTIONS);
-        await pool.closeAll();
-      }
+      for (const side of SIDES) warmup[side].push(await warmUpPass(rig.pools[side], proxies[side], POD_PATH, WARMUP_CONNECTIONS, WARMUP_ROUNDS));
     }
     await sleep(SETTLE_MS);
 

@@ -29,7 +29,7 @@ import { EdgeClient } from '../examples/client.js';
 import { createRedisRegistry } from '../src/registry/index.js';
 import { settledWithin } from '../src/registry/registry.js';
 import { startRedis } from '../test/support/redis.js';
-import { ensureBuilt, killAll, ROOT, sleep, startGateway, startSocketNode, type Proc } from './bench-procs.js';
+import { ensureBuilt, killAll, pct, ROOT, sleep, startGateway, startSocketNode, type Proc } from './bench-procs.js';
 
 const BENCH_DEADLINE_MS = 300_000;
 const PODS = ['keys-a', 'keys-b', 'keys-c'];
@@ -66,7 +66,6 @@ for (const [name, v] of Object.entries({ assigns: ASSIGNS, clients: CLIENTS, key
 }
 if (CLIENTS % KEYS !== 0) throw new Error('bench:keys: --clients must be a multiple of --keys');
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 const summary = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { n: s.length, p50: pct(s, 0.5), p99: pct(s, 0.99), max: s[s.length - 1] ?? NaN };

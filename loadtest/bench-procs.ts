@@ -10,11 +10,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/support/net.js';
+import type { ClientPool } from './client-pool.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const NGINX = '/usr/sbin/nginx';
 const CLK_TCK = 100;
 export const MIB = 1024 * 1024;
+/** Connections opened at a time by a warm-up pass (bench:gateway's OPEN_CONCURRENCY). */
+const WARMUP_CONCURRENCY = 64;
 const READY_POLL_MS = 50;
 const READY_TIMEOUT_MS = 30_000;
 const KILL_AFTER_MS = 15_000;
@@ -263,6 +266,22 @@ export async function startFloor(upstreamPort: number): Promise<Proc> {
     s.on('error', () => res(false));
   }));
   return { child, pid: child.pid!, port, stop: async () => void child.kill('SIGKILL') };
+}
+
+/** The value at quantile `p` of ascending `sorted` (NaN when empty). */
+export const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+
+/**
+ * One warm-up pass through `proxy`: open `connections` on `urlPath`, ping each `rounds` times, close them. Returns the
+ * pass's CPU per handshake (µs) of the proxy's process tree, measured over the opening.
+ */
+export async function warmUpPass(pool: ClientPool, proxy: Proc, urlPath: string, connections: number, rounds: number): Promise<number> {
+  const s0 = sample(proxy.pid);
+  const r = await pool.open(proxy.port, urlPath, connections, WARMUP_CONCURRENCY);
+  const us = ((sample(proxy.pid).cpuSeconds - s0.cpuSeconds) / r.opened) * 1e6;
+  await pool.relay(rounds, connections);
+  await pool.closeAll();
+  return us;
 }
 
 /** Node processes under a gateway's root (1 without GATEWAY_WORKERS; the primary plus its workers with it). */

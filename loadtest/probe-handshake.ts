@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { ClientPool } from './client-pool.js';
-import { ensureBuilt, sample, sleep, startFloor, startGateway, startNginx, startSocketNode, killAll, type Proc } from './bench-procs.js';
+import { ensureBuilt, sample, sleep, startFloor, startGateway, startNginx, startSocketNode, killAll, warmUpPass, type Proc } from './bench-procs.js';
 
 const [sidesArg = 'gateway', nArg = '4000', cmd = '', roundsArg = '1'] = process.argv.slice(2);
 const sides = sidesArg.split(',');
@@ -33,7 +33,7 @@ const redis = await startRedis();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'probe-'));
 const node = await startSocketNode('bench-pod', redis.url);
 const workers = Number(process.env.GW_WORKERS ?? 1);
-/** Warm-up rounds of 1,000 connections per side (PROBE_WARMUP, default 2; bench:gateway warms up with 1). */
+/** Warm-up rounds of 1,000 connections per side (PROBE_WARMUP, default 2; bench:gateway warms up with 3). */
 const warmups = Number(process.env.PROBE_WARMUP ?? 2);
 const flags = (process.env.GW_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
@@ -47,11 +47,7 @@ for (const side of sides) {
 const pool = ClientPool.start();
 try {
   for (const side of sides) {
-    for (let i = 0; i < warmups; i++) {
-      await pool.open(procs.get(side)!.port, '/ws/bench-pod/connect', 1000, 64);
-      await pool.relay(2, 1000);
-      await pool.closeAll();
-    }
+    for (let i = 0; i < warmups; i++) await warmUpPass(pool, procs.get(side)!, '/ws/bench-pod/connect', 1000, 2);
   }
   for (let round = 0; round < rounds; round++) {
     for (const side of sides) {

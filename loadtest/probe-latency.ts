@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { ClientPool } from './client-pool.js';
-import { ensureBuilt, killAll, startFloor, startGateway, startNginx, startSocketNode, type Proc } from './bench-procs.js';
+import { ensureBuilt, killAll, pct, startFloor, startGateway, startNginx, startSocketNode, warmUpPass, type Proc } from './bench-procs.js';
 
 const [samplesArg = '2000', idleArg = '2000'] = process.argv.slice(2);
 const samples = Number(samplesArg);
@@ -37,14 +37,9 @@ const procs: Record<Side, Proc> = {
 const pools = Object.fromEntries(SIDES.map((s) => [s, ClientPool.start()])) as Record<Side, ClientPool>;
 const direct = ClientPool.start();
 const idlePool = ClientPool.start();
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 try {
   for (const side of SIDES) {
-    for (let i = 0; i < WARMUP_PASSES; i++) {
-      await idlePool.open(procs[side].port, POD_PATH, WARMUP_CONNECTIONS, 64);
-      await idlePool.relay(2, WARMUP_CONNECTIONS);
-      await idlePool.closeAll();
-    }
+    for (let i = 0; i < WARMUP_PASSES; i++) await warmUpPass(idlePool, procs[side], POD_PATH, WARMUP_CONNECTIONS, 2);
     await pools[side].open(procs[side].port, POD_PATH, 1, 1);
     if (idle > 0) await idlePool.open(procs[side].port, POD_PATH, Math.floor(idle / SIDES.length), 64);
   }
