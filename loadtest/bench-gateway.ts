@@ -16,7 +16,9 @@
  * - CPU per upgrade handshake, after a warm-up of 3 × 1,000 connections (JIT-compiled code, steady state; each
  *   warm-up pass's figure is printed too);
  * - CPU per relayed round trip (ping → pong, one message each way), 2,000 connections at once;
- * - sequential round trip p50/p99 through each proxy, interleaved with direct ones to each proxy's node.
+ * - sequential round trip p50/p99 through each proxy, interleaved with direct ones to each proxy's node;
+ * - CPU per second of each proxy while its connections sit idle (IDLE_WINDOW_MS): its timers and background work,
+ *   which every phase above also pays while it waits for the clients.
  * Then `GATEWAY_WORKERS=2` against 1: handshakes per second opening `--handshakes` (default 4,000)
  * connections at once from two client processes (skipped, and reported as such, on a tree where the
  * gateway does not fork workers).
@@ -47,6 +49,7 @@ const RELAY_BLOCKS = 6;
 const RELAY_ROUNDS = 2;
 const RTT_SAMPLES = 1000;
 const SETTLE_MS = 1500;
+const IDLE_WINDOW_MS = 5000;
 const EXTRA_AT_SCALE = 200;
 const OVERLOAD_PROBES = 100;
 const OVERLOAD_PROBE_TIMEOUT_MS = 10_000;
@@ -84,6 +87,8 @@ interface Measurement {
   directRttP99Us: number;
   /** p50 through the proxy − direct p50. */
   addedRttUs: number;
+  /** CPU per second (ms) with the connections open and idle, over IDLE_WINDOW_MS. */
+  idleCpuMsPerSecond: number;
   overload?: { attempted: number; proxied: number; refused: Record<string, number>; existingOk: boolean; alive: boolean; healthz: number; fds: number };
 }
 
@@ -148,6 +153,8 @@ async function measurePair(rig: Rig, n: number, atScale: boolean): Promise<Recor
     }
     await sleep(SETTLE_MS);
     const idle = { gateway: sample(proxies.gateway.pid), nginx: sample(proxies.nginx.pid) };
+    await sleep(IDLE_WINDOW_MS);
+    const idleEnd = { gateway: sample(proxies.gateway.pid), nginx: sample(proxies.nginx.pid) };
 
     // Relay: alternating blocks, every connection (up to RELAY_CONNECTIONS) pinging at once.
     const cpuRelay = { gateway: 0, nginx: 0 };
@@ -212,6 +219,7 @@ async function measurePair(rig: Rig, n: number, atScale: boolean): Promise<Recor
         directRttP50Us: pct(direct, 0.5),
         directRttP99Us: pct(direct, 0.99),
         addedRttUs: pct(through, 0.5) - pct(direct, 0.5),
+        idleCpuMsPerSecond: (cpuDelta(idle[side], idleEnd[side]) / IDLE_WINDOW_MS) * 1e6,
         ...(overload[side] ? { overload: overload[side] } : {}),
       };
     }
@@ -305,7 +313,7 @@ async function main(): Promise<void> {
       const line = (label: string, m: Record<Side, Measurement>) => {
         for (const side of SIDES) {
           const x = m[side];
-          process.stdout.write(`  ${label} ${side.padEnd(8)}: ${x.connections} conns, RSS/1k ${fmt(x.rssPer1000MiB)} MiB, CPU/handshake ${fmt(x.cpuPerHandshakeUs, 0)} µs (warm-up passes ${x.warmupCpuPerHandshakeUs.map((v) => fmt(v, 0)).join(', ')}), CPU/round trip ${fmt(x.cpuPerRoundTripUs)} µs, RTT p50 ${fmt(x.rttP50Us)} (direct ${fmt(x.directRttP50Us)}, +${fmt(x.addedRttUs)}) p99 ${fmt(x.rttP99Us)} µs${Object.keys(x.failures).length ? `, failures ${JSON.stringify(x.failures)}` : ''}${x.overload ? `, +${x.overload.attempted} beyond: ${x.overload.proxied} proxied, refused ${JSON.stringify(x.overload.refused)}, existing ok ${x.overload.existingOk}, alive ${x.overload.alive}` : ''}\n`);
+          process.stdout.write(`  ${label} ${side.padEnd(8)}: ${x.connections} conns, RSS/1k ${fmt(x.rssPer1000MiB)} MiB, CPU/handshake ${fmt(x.cpuPerHandshakeUs, 0)} µs (warm-up passes ${x.warmupCpuPerHandshakeUs.map((v) => fmt(v, 0)).join(', ')}), CPU/round trip ${fmt(x.cpuPerRoundTripUs)} µs, idle CPU ${fmt(x.idleCpuMsPerSecond)} ms/s, RTT p50 ${fmt(x.rttP50Us)} (direct ${fmt(x.directRttP50Us)}, +${fmt(x.addedRttUs)}) p99 ${fmt(x.rttP99Us)} µs${Object.keys(x.failures).length ? `, failures ${JSON.stringify(x.failures)}` : ''}${x.overload ? `, +${x.overload.attempted} beyond: ${x.overload.proxied} proxied, refused ${JSON.stringify(x.overload.refused)}, existing ok ${x.overload.existingOk}, alive ${x.overload.alive}` : ''}\n`);
         }
       };
       for (let r = 0; r < runs; r++) {
@@ -345,6 +353,7 @@ async function main(): Promise<void> {
     addedRttUs: med(side, (m) => m.addedRttUs),
     rssPer1000MiB: med(side, (m) => m.rssPer1000MiB),
     baselineRssMiB: med(side, (m) => m.baselineRssMiB),
+    idleCpuMsPerSecond: med(side, (m) => m.idleCpuMsPerSecond),
   });
   const g = summary('gateway');
   const x = summary('nginx');
@@ -384,7 +393,7 @@ async function main(): Promise<void> {
     const columns = t.measure.startsWith('handshakes per second') ? ['2 workers', '1 worker'] : undefined;
     rows.push(`${t.measure.padEnd(56)}${fmt(t.gateway).padStart(10)}${fmt(t.nginx).padStart(10)}${fmt(t.value, 2).padStart(10)}   ${t.target.padEnd(12)} ${verdict}${columns ? ` (columns: ${columns.join(', ')})` : ''}${t.note ? ` — ${t.note}` : ''}`);
   }
-  rows.push('', `medians of ${runs} run(s) at ${n}: gateway RTT p50 ${fmt(g.rttP50Us)} µs (direct ${fmt(g.directRttP50Us)}), nginx ${fmt(x.rttP50Us)} µs (direct ${fmt(x.directRttP50Us)}); fresh RSS gateway ${fmt(g.baselineRssMiB)} MiB, nginx ${fmt(x.baselineRssMiB)} MiB`);
+  rows.push('', `medians of ${runs} run(s) at ${n}: gateway RTT p50 ${fmt(g.rttP50Us)} µs (direct ${fmt(g.directRttP50Us)}), nginx ${fmt(x.rttP50Us)} µs (direct ${fmt(x.directRttP50Us)}); fresh RSS gateway ${fmt(g.baselineRssMiB)} MiB, nginx ${fmt(x.baselineRssMiB)} MiB; idle CPU with ${n} open gateway ${fmt(g.idleCpuMsPerSecond)} ms/s, nginx ${fmt(x.idleCpuMsPerSecond)} ms/s`);
   const loadAfter = os.loadavg();
   rows.push(`load average before ${loadBefore.map((v) => v.toFixed(1)).join(' ')}, after ${loadAfter.map((v) => v.toFixed(1)).join(' ')} (${os.cpus().length} cores)`);
   process.stdout.write(`${rows.join('\n')}\n`);
