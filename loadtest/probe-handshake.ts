@@ -9,7 +9,8 @@
  *   e.g. GW_BASE=/tmp/old node --import tsx loadtest/probe-handshake.ts nginx,base,gateway,floor 4000 '' 3
  * The optional command runs during the first side's last handshake phase with `{pid}` replaced by its pid, e.g.
  *   node --import tsx loadtest/probe-handshake.ts gateway 8000 'perf record -F 4000 -g -p {pid} -o /tmp/gw.data'
- * GW_WORKERS sets GATEWAY_WORKERS (default 1). PROBE_WARMUP sets the warm-up rounds of 1,000 (default 2). GW_NODE_FLAGS passes flags to the gateway's node (e.g. --perf-basic-prof).
+ * GW_WORKERS sets GATEWAY_WORKERS (default 1). PROBE_WARMUP sets the warm-up rounds of 1,000 (default 2). GW_NODE_FLAGS passes flags to the gateway's node (e.g. --perf-basic-prof),
+ * BASE_NODE_FLAGS to the base side's instead (GW_BASE=. BASE_NODE_FLAGS=--single-threaded-gc: an A/B of node flags on one build).
  * The side-by-side targets are `npm run bench:gateway`'s. Loopback only, bounded by `n` and the rounds.
  */
 import { spawn } from 'node:child_process';
@@ -36,11 +37,13 @@ const workers = Number(process.env.GW_WORKERS ?? 1);
 /** Warm-up rounds of 1,000 connections per side (PROBE_WARMUP, default 2; bench:gateway warms up with 3). */
 const warmups = Number(process.env.PROBE_WARMUP ?? 2);
 const flags = (process.env.GW_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/** The base side's node flags: BASE_NODE_FLAGS when set (an A/B of flags with GW_BASE=. ), else GW_NODE_FLAGS. */
+const baseFlags = process.env.BASE_NODE_FLAGS === undefined ? flags : process.env.BASE_NODE_FLAGS.split(' ').filter(Boolean);
 
 const procs = new Map<string, Proc>();
 for (const side of sides) {
   if (side === 'gateway') procs.set(side, await startGateway(redis.url, workers, flags));
-  else if (side === 'base') procs.set(side, await startGateway(redis.url, workers, flags, {}, path.join(process.env.GW_BASE!, 'dist', 'app', 'cli.js')));
+  else if (side === 'base') procs.set(side, await startGateway(redis.url, workers, baseFlags, {}, path.join(process.env.GW_BASE!, 'dist', 'app', 'cli.js')));
   else if (side === 'nginx') procs.set(side, await startNginx(tmp, { 'bench-pod': node.port }, 1));
   else procs.set(side, await startFloor(node.port));
 }
