@@ -18,7 +18,20 @@ export function assertNativeUws(app: unknown = uWS.App): void {
   );
 }
 
-/** Listen on `port` (0 = any free port) and resolve the listen socket and the bound port. */
+/**
+ * uSockets' flag for a listen socket without SO_REUSEPORT. By default uWebSockets.js sets SO_REUSEPORT, so a second
+ * process listening on a port that a socket node already holds succeeds, and the kernel then splits new connections
+ * between the two: clients pinned to one pod land on another, and nothing says so. On one host (`dev`, the scaler's
+ * `local` workload, a test kubelet) that is a silent misroute; exclusive, the second node fails to start instead.
+ */
+const LISTEN_EXCLUSIVE_PORT: number = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+
+type ListenWithOptions = {
+  listen(host: string, port: number, options: number, cb: (s: uWS.us_listen_socket | false) => void): uWS.TemplatedApp;
+  listen(port: number, options: number, cb: (s: uWS.us_listen_socket | false) => void): uWS.TemplatedApp;
+};
+
+/** Listen on `port` (0 = any free port; never shared with another process) and resolve the listen socket and the bound port. */
 export function listen(app: uWS.TemplatedApp, port: number, host?: string): Promise<{ socket: uWS.us_listen_socket; port: number }> {
   return new Promise((resolve, reject) => {
     const done = (socket: uWS.us_listen_socket | false) => {
@@ -28,7 +41,8 @@ export function listen(app: uWS.TemplatedApp, port: number, host?: string): Prom
       }
       resolve({ socket, port: uWS.us_socket_local_port(socket as unknown as uWS.us_socket) });
     };
-    if (host) app.listen(host, port, done);
-    else app.listen(port, done);
+    const exclusive = app as unknown as ListenWithOptions;
+    if (host) exclusive.listen(host, port, LISTEN_EXCLUSIVE_PORT, done);
+    else exclusive.listen(port, LISTEN_EXCLUSIVE_PORT, done);
   });
 }

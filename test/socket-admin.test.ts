@@ -2,6 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, refusedUpgrade, startNode, waitFor, type TestNode } from './socket-support.js';
+import { freePort } from './support/net.js';
 
 describe('admin endpoints', () => {
   let t: TestNode;
@@ -119,5 +120,23 @@ describe('drain contract', () => {
     assert.equal((await t.registry.list()).length, 0);
     await assert.rejects(fetch(`${t.admin}/healthz`), 'admin listen socket closed');
     await assert.rejects(Client.open(t.url), 'WebSocket listen socket closed');
+  });
+});
+
+describe('listening', () => {
+  test('a second node on the port another node listens on fails to start, naming the port, instead of sharing it (no SO_REUSEPORT)', async () => {
+    // Explicit ports, as a kubelet or SOCKET_PORT gives them (uSockets sets SO_REUSEPORT only on those).
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const a = await startNode({ SOCKET_PORT: String(port), ADMIN_PORT: String(adminPort) });
+    try {
+      await assert.rejects(startNode({ SOCKET_PORT: String(port) }), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(port in use`));
+      await assert.rejects(startNode({ ADMIN_PORT: String(adminPort) }), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${adminPort} \\(port in use`));
+      // The first node still holds both ports and answers.
+      assert.equal((await fetch(`${a.admin}/healthz`)).status, 200);
+      const c = await Client.open(a.url);
+      await c.end();
+    } finally {
+      await a.node.close();
+    }
   });
 });
