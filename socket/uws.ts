@@ -19,10 +19,11 @@ export function assertNativeUws(app: unknown = uWS.App): void {
 }
 
 /**
- * uSockets' flag for a listen socket without SO_REUSEPORT. By default uWebSockets.js sets SO_REUSEPORT, so a second
- * process listening on a port that a socket node already holds succeeds, and the kernel then splits new connections
- * between the two: clients pinned to one pod land on another, and nothing says so. On one host (`dev`, the scaler's
- * `local` workload, a test kubelet) that is a silent misroute; exclusive, the second node fails to start instead.
+ * uSockets' flag for a listen socket without SO_REUSEPORT. By default uWebSockets.js sets SO_REUSEPORT on an explicit
+ * port (not on port 0), so a second process listening on a port that a socket node already holds succeeds, and the
+ * kernel then splits new connections between the two: clients pinned to one pod land on another, and nothing says
+ * so. On one host (explicit SOCKET_PORT/ADMIN_PORT side by side, a test kubelet) that is a silent misroute;
+ * exclusive, the second node fails to start instead.
  */
 const LISTEN_EXCLUSIVE_PORT: number = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
 

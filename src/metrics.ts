@@ -11,11 +11,11 @@ export type MetricsRegistry = client.Registry;
 const GAUGES_NAMED_LIKE_COUNTERS = ['rtc_nodejs_active_handles_total', 'rtc_nodejs_active_requests_total', 'rtc_nodejs_active_resources_total'];
 
 /**
- * How often the event-loop delay histogram (`rtc_nodejs_eventloop_lag_p99_seconds` and its siblings) samples, in ms. prom-client's default is
- * 10: a timer that wakes an idle process 100 times a second, which costs 13–24 ms of CPU per second in each pod on a
- * virtual machine (a wake-up there is 130–240 µs; nginx, idle, costs 0). At 100 ms an idle process spends about
- * 2 ms per second on it, and the histogram still takes 10 samples a second: every stall of 100 ms or more is seen,
- * and shorter ones in proportion to their length (README "Metrics").
+ * How often the event-loop delay histogram (`rtc_nodejs_eventloop_lag_p99_seconds` and its siblings) samples, in
+ * ms. prom-client's default is 10: a timer that wakes an idle process 100 times a second, which costs 13–24 ms of
+ * CPU per second in each pod on a virtual machine (a wake-up there is 130–240 µs; nginx, idle, costs 0). At 100 ms
+ * an idle process spends about 2 ms per second on it, and the histogram still takes 10 samples a second: every
+ * stall of 100 ms or more is seen, and shorter ones in proportion to their length (README "Metrics").
  */
 export const EVENT_LOOP_SAMPLE_MS = 100;
 

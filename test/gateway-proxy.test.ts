@@ -5,6 +5,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { CloseCode } from '../src/constants.js';
+import { freePort } from './support/net.js';
 import {
   pod, rawExchange, upgradeStatus, startAdminCounter, startGateway, startRawUpstream, startWsUpstream, upgradeRequest, waitFor,
   type AdminCounter, type RawUpstream, type TestGateway, type WsUpstream,
@@ -23,14 +24,6 @@ async function refused(gw: TestGateway, path: string, extra = ''): Promise<{ sta
   return { status: r.status, body, text: r.text };
 }
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 describe('gateway proxy', () => {
   let up: WsUpstream;
   let admin: AdminCounter;
@@ -46,7 +39,7 @@ describe('gateway proxy', () => {
     gw = await startGateway({ GATEWAY_UPSTREAM_TIMEOUT_MS: '300' });
     await gw.registry.heartbeat(pod('pod-a', up.port, { adminPort: admin.port }));
     await gw.registry.heartbeat(pod('pod-draining', up.port, { draining: true, adminPort: admin.port }));
-    await gw.registry.heartbeat(pod('pod-refused', await closedPort()));
+    await gw.registry.heartbeat(pod('pod-refused', await freePort()));
     await gw.registry.heartbeat(pod('pod-hang', hang.port));
     await gw.registry.heartbeat(pod('pod-503', node503.port));
     await settle();
